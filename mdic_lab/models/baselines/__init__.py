@@ -1,0 +1,1 @@
+"""mdic_lab.models.baselines."""
