@@ -1,0 +1,332 @@
+"""The versioned bitstream container: everything the encoder sends, in one checked blob.
+
+Layout (all integers little-endian)::
+
+    magic        4 bytes   b"MDIC"
+    version      u16       FORMAT_VERSION
+    model_id     u16 length + UTF-8      e.g. "ndic-hyperprior@3fa2c1d09b7e4a55"
+    n_shapes     u16
+      name       u8 length + UTF-8
+      ndim       u8
+      dims       ndim × u32
+    n_payloads   u16
+      length     n_payloads × u32
+    payloads     concatenated bytes
+    crc32        u32       zlib.crc32 of every byte above
+
+The model identity (name + hash of config and weights, :func:`model_fingerprint`) makes a
+stream decoded by the wrong model fail loudly instead of producing a silently wrong image.
+Every byte the encoder sends counts in the bpp (:func:`mdic_lab.coding.bpp.bpp_from_bytes`),
+the header and CRC included; :func:`header_size` reports the fixed part separately.
+
+Decoding a truncated, corrupted, wrong-version or wrong-model stream raises
+:class:`BitstreamError` naming the problem; size fields are bounded (:data:`MAX_DIM`,
+:data:`MAX_ELEMENTS`, :data:`MAX_PAYLOADS`, lengths checked against the bytes present)
+so a damaged length never triggers a huge allocation.
+
+>>> data = pack("toy@0", {"image": (128, 256)}, [b"abcd"])
+>>> c = unpack(data, expected_model_id="toy@0")
+>>> c.model_id, c.shapes, c.payloads, c.version
+('toy@0', {'image': (128, 256)}, [b'abcd'], 1)
+>>> len(data) == header_size("toy@0", {"image": (128, 256)}, 1) + len(b"abcd") + 4  # + CRC
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BitstreamError
+
+__all__ = [
+    "MAGIC",
+    "FORMAT_VERSION",
+    "MAX_DIM",
+    "MAX_ELEMENTS",
+    "MAX_PAYLOADS",
+    "MAX_STREAM_BYTES",
+    "Container",
+    "BitstreamError",
+    "pack",
+    "unpack",
+    "header_size",
+    "model_fingerprint",
+    "write_bitstream",
+    "read_bitstream",
+]
+
+MAGIC = b"MDIC"
+FORMAT_VERSION = 1
+#: Largest single dimension a shape may declare.
+MAX_DIM = 1 << 24
+#: Largest number of elements (product of dims) a shape may declare.
+MAX_ELEMENTS = 1 << 28
+#: Largest number of payload sections.
+MAX_PAYLOADS = 4096
+#: Largest number of shapes.
+MAX_SHAPES = 256
+#: Largest whole stream accepted (1 GiB).
+MAX_STREAM_BYTES = 1 << 30
+_MAX_MODEL_ID = 1024
+
+
+@dataclass(frozen=True)
+class Container:
+    """A parsed bitstream: who wrote it, the shapes the decoder needs, the payloads."""
+
+    model_id: str
+    shapes: dict = field(default_factory=dict)  # name -> tuple of ints
+    payloads: list = field(default_factory=list)  # list of bytes
+    version: int = FORMAT_VERSION
+
+
+# --------------------------------------------------------------------------- model identity
+def model_fingerprint(name: str, config=None, state_dict=None, digits: int = 16) -> str:
+    """``"name@<sha256 prefix>"`` over the JSON config and the weights (names, dtypes, shapes, bytes).
+
+    ``config`` is any JSON-serialisable object (a dataclass: pass ``dataclasses.asdict``);
+    ``state_dict`` maps names to tensors/arrays (torch or numpy).
+
+    >>> a = model_fingerprint("toy", {"n": 1})
+    >>> a == model_fingerprint("toy", {"n": 1}), a == model_fingerprint("toy", {"n": 2})
+    (True, False)
+    """
+    if not isinstance(name, str) or not name or "@" in name:
+        raise ValueError(f"model name must be a non-empty str without '@', got {name!r}")
+    h = hashlib.sha256()
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    if state_dict is not None:
+        import numpy as np
+
+        for key in sorted(state_dict):
+            t = state_dict[key]
+            if hasattr(t, "detach"):
+                t = t.detach().cpu().contiguous().numpy()
+            a = np.ascontiguousarray(t)
+            h.update(f"{key}|{a.dtype.str}|{a.shape}".encode())
+            h.update(a.tobytes())
+    return f"{name}@{h.hexdigest()[:digits]}"
+
+
+# --------------------------------------------------------------------------- pack
+def _check_shapes(shapes) -> dict:
+    if not isinstance(shapes, dict):
+        raise ValueError(f"shapes must be a dict name -> tuple of ints, got {type(shapes).__name__}")
+    if len(shapes) > MAX_SHAPES:
+        raise ValueError(f"at most {MAX_SHAPES} shapes, got {len(shapes)}")
+    out = {}
+    for name, shape in shapes.items():
+        if not isinstance(name, str) or not 0 < len(name.encode()) <= 255:
+            raise ValueError(f"shape name must be a str of 1..255 UTF-8 bytes, got {name!r}")
+        try:
+            dims = tuple(int(d) for d in shape)
+        except TypeError:
+            raise ValueError(f"shape {name!r} must be a tuple of ints, got {shape!r}") from None
+        if len(dims) > 255 or any(not 0 <= d <= MAX_DIM for d in dims):
+            raise ValueError(f"shape {name!r} = {dims}: each dim must be in [0, {MAX_DIM}], at most 255 dims")
+        if _prod(dims) > MAX_ELEMENTS:
+            raise ValueError(f"shape {name!r} = {dims} has more than {MAX_ELEMENTS} elements")
+        out[name] = dims
+    return out
+
+
+def _prod(dims) -> int:
+    p = 1
+    for d in dims:
+        p *= d
+    return p
+
+
+def _header(model_id: str, shapes: dict, payload_lengths) -> bytes:
+    mid = model_id.encode()
+    parts = [MAGIC, struct.pack("<H", FORMAT_VERSION), struct.pack("<H", len(mid)), mid,
+             struct.pack("<H", len(shapes))]
+    for name, dims in shapes.items():
+        nb = name.encode()
+        parts += [struct.pack("<B", len(nb)), nb, struct.pack("<B", len(dims)),
+                  struct.pack(f"<{len(dims)}I", *dims)]
+    parts.append(struct.pack("<H", len(payload_lengths)))
+    parts.append(struct.pack(f"<{len(payload_lengths)}I", *payload_lengths))
+    return b"".join(parts)
+
+
+def pack(model_id: str, shapes: dict, payloads: list) -> bytes:
+    """Serialise a stream: header (magic, version, model id, shapes, payload lengths), payloads, CRC32.
+
+    Parameters
+    ----------
+    model_id : str
+        Identity of the encoding model, e.g. from :func:`model_fingerprint`.
+    shapes : dict[str, tuple[int, ...]]
+        Everything the decoder must know about sizes (image H, W, latent shapes, ...).
+    payloads : list[bytes]
+        The coded sections, in the order the decoder reads them.
+
+    Returns
+    -------
+    bytes
+        The whole stream; ``8 * len(stream) / (H * W)`` is the coded bpp.
+    """
+    if not isinstance(model_id, str) or not 0 < len(model_id.encode()) <= _MAX_MODEL_ID:
+        raise ValueError(f"model_id must be a non-empty str of at most {_MAX_MODEL_ID} UTF-8 bytes, got {model_id!r}")
+    shapes = _check_shapes(shapes)
+    if not isinstance(payloads, (list, tuple)) or len(payloads) > MAX_PAYLOADS:
+        raise ValueError(f"payloads must be a list of at most {MAX_PAYLOADS} bytes objects")
+    for i, p in enumerate(payloads):
+        if not isinstance(p, (bytes, bytearray, memoryview)):
+            raise ValueError(f"payloads[{i}] must be bytes, got {type(p).__name__}")
+    payloads = [bytes(p) for p in payloads]
+    body = _header(model_id, shapes, [len(p) for p in payloads]) + b"".join(payloads)
+    if len(body) + 4 > MAX_STREAM_BYTES:
+        raise ValueError(f"stream of {len(body) + 4} bytes exceeds MAX_STREAM_BYTES={MAX_STREAM_BYTES}")
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def header_size(model_id: str, shapes: dict, n_payloads: int) -> int:
+    """Bytes of the header for these fields (the CRC adds 4 more); the fixed cost of a stream."""
+    return len(_header(model_id, _check_shapes(shapes), [0] * n_payloads))
+
+
+# --------------------------------------------------------------------------- unpack
+class _Reader:
+    def __init__(self, data: bytes, end: int):
+        self.data, self.pos, self.end = data, 0, end
+
+    def take(self, n: int, what: str) -> bytes:
+        if n > self.end - self.pos:
+            raise BitstreamError(
+                f"truncated stream: {what} needs {n} bytes at offset {self.pos}, "
+                f"only {self.end - self.pos} remain before the CRC"
+            )
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def u(self, fmt: str, what: str) -> int:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+
+
+def unpack(data: bytes, expected_model_id: str | None = None) -> Container:
+    """Parse and verify a stream written by :func:`pack`.
+
+    Raises
+    ------
+    BitstreamError
+        If the stream is too short, has a wrong magic or unsupported version, declares
+        sizes beyond the limits or beyond the bytes present (truncation), fails its CRC32
+        (corruption), or was written by a model other than ``expected_model_id``.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > MAX_STREAM_BYTES:
+        raise BitstreamError(f"stream of {len(data)} bytes exceeds MAX_STREAM_BYTES={MAX_STREAM_BYTES}")
+    if len(data) < len(MAGIC) + 2 + 4:
+        raise BitstreamError(f"truncated stream: {len(data)} bytes is shorter than the smallest header")
+    if data[:4] != MAGIC:
+        raise BitstreamError(f"not an mdic-lab bitstream: magic is {data[:4]!r}, expected {MAGIC!r}")
+    version = struct.unpack("<H", data[4:6])[0]
+    if version != FORMAT_VERSION:
+        raise BitstreamError(
+            f"unsupported bitstream format version {version} (this decoder reads version {FORMAT_VERSION})"
+        )
+    crc_ok = struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
+    try:
+        container = _parse(data, version)
+    except BitstreamError as err:
+        if crc_ok:  # a well-formed CRC over a malformed body: a writer bug or a forged stream
+            raise
+        raise BitstreamError(f"corrupted or truncated stream (CRC32 mismatch; {err})") from None
+    if not crc_ok:
+        raise BitstreamError("corrupted stream: CRC32 mismatch (the bytes were altered after writing)")
+    if expected_model_id is not None and container.model_id != expected_model_id:
+        raise BitstreamError(
+            f"wrong model: stream was encoded by {container.model_id!r}, "
+            f"but the decoder is {expected_model_id!r}"
+        )
+    return container
+
+
+def _parse(data: bytes, version: int) -> Container:
+    r = _Reader(data, len(data) - 4)
+    r.pos = 6
+    n = r.u("<H", "model_id length")
+    if n == 0 or n > _MAX_MODEL_ID:
+        raise BitstreamError(f"model_id length {n} outside [1, {_MAX_MODEL_ID}]")
+    try:
+        model_id = r.take(n, "model_id").decode()
+    except UnicodeDecodeError:
+        raise BitstreamError("model_id is not valid UTF-8") from None
+    n_shapes = r.u("<H", "shape count")
+    if n_shapes > MAX_SHAPES:
+        raise BitstreamError(f"shape count {n_shapes} exceeds {MAX_SHAPES}")
+    shapes = {}
+    for i in range(n_shapes):
+        ln = r.u("<B", f"shape {i} name length")
+        try:
+            name = r.take(ln, f"shape {i} name").decode()
+        except UnicodeDecodeError:
+            raise BitstreamError(f"shape {i} name is not valid UTF-8") from None
+        ndim = r.u("<B", f"shape {name!r} ndim")
+        dims = struct.unpack(f"<{ndim}I", r.take(4 * ndim, f"shape {name!r} dims"))
+        if any(d > MAX_DIM for d in dims) or _prod(dims) > MAX_ELEMENTS:
+            raise BitstreamError(f"shape {name!r} = {dims} exceeds limits (dim <= {MAX_DIM}, elements <= {MAX_ELEMENTS})")
+        if not name or name in shapes:
+            raise BitstreamError(f"shape {i} name {name!r} is empty or duplicated")
+        shapes[name] = tuple(int(d) for d in dims)
+    n_pay = r.u("<H", "payload count")
+    if n_pay > MAX_PAYLOADS:
+        raise BitstreamError(f"payload count {n_pay} exceeds {MAX_PAYLOADS}")
+    lengths = struct.unpack(f"<{n_pay}I", r.take(4 * n_pay, "payload lengths"))
+    remaining = r.end - r.pos
+    if sum(lengths) > remaining:
+        raise BitstreamError(
+            f"truncated stream: payloads declare {sum(lengths)} bytes, only {remaining} present"
+        )
+    payloads = [r.take(ln, f"payload {i}") for i, ln in enumerate(lengths)]
+    if r.pos != r.end:
+        raise BitstreamError(f"{r.end - r.pos} unexpected trailing bytes before the CRC")
+    return Container(model_id=model_id, shapes=shapes, payloads=payloads, version=version)
+
+
+# --------------------------------------------------------------------------- files
+def write_bitstream(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder + ``os.replace``)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(bytes(data))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_bitstream(path) -> bytes:
+    """Read the bytes of a file written by :func:`write_bitstream` (pass them to :func:`unpack`).
+
+    Raises ``FileNotFoundError`` naming the path, and :class:`BitstreamError` for a file
+    larger than :data:`MAX_STREAM_BYTES` (read without loading it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"bitstream file not found: {path}")
+    size = path.stat().st_size
+    if size > MAX_STREAM_BYTES:
+        raise BitstreamError(f"{path}: {size} bytes exceeds MAX_STREAM_BYTES={MAX_STREAM_BYTES}")
+    return path.read_bytes()
