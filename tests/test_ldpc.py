@@ -1,0 +1,274 @@
+"""LDPC syndrome coding for Slepian–Wolf: matrices, BP decoder, LDPCA, Hamming by hand."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from toy_sources.bounds import binary_entropy
+from toy_sources.codes.hamming import HAMMING_H, exhaustive_check, hamming_sw_decode, hamming_syndrome
+from toy_sources.codes.ldpc import decode_syndrome, dsbs_llr, syndrome, tanner_graph
+from toy_sources.codes.ldpc_accumulate import LDPCACode, balanced_tx_order
+from toy_sources.codes.ldpc_experiments import (
+    PypiSyndromeBP,
+    cached_ldpca_code,
+    sample_dsbs,
+    simulate_adaptive,
+    simulate_fixed,
+)
+from toy_sources.codes.ldpc_matrix import (
+    column_degrees,
+    count_4_cycles,
+    peg_ldpc,
+    peg_matrix,
+    resolve_degree_distribution,
+    row_degrees,
+    variable_degree_sequence,
+)
+
+
+@pytest.fixture(scope="module")
+def H_half():
+    return peg_ldpc(1000, 0.5, "rsu_dl8", seed=3)
+
+
+@pytest.fixture(scope="module")
+def small_ldpca():
+    return LDPCACode(1000, levels=50, seed=1)
+
+
+# ---------------------------------------------------------------- matrices
+@pytest.mark.parametrize("lam", ["regular3", "rsu_dl8", "rsu_dl8_stable"])
+def test_peg_has_requested_degrees_and_no_4_cycles(lam):
+    n, m = 1200, 600
+    degs = variable_degree_sequence(n, lam)
+    H = peg_matrix(degs, m, seed=0)
+    assert H.shape == (m, n)
+    # column weights are exactly the requested sequence (PEG processes sorted degrees)
+    assert np.array_equal(np.sort(column_degrees(H)), np.sort(degs))
+    # realised edge-perspective distribution matches lambda to rounding
+    lam_d = resolve_degree_distribution(lam)
+    counts = np.bincount(degs)
+    edges = degs.sum()
+    for d, frac in lam_d.items():
+        assert abs(d * counts[d] / edges - frac) < 5e-3
+    assert count_4_cycles(H) == 0
+    # PEG always picks a lowest-degree check: row weights differ by at most 2
+    r = row_degrees(H)
+    assert r.max() - r.min() <= 2
+
+
+def test_regular_peg_column_weights_and_mean_row_weight():
+    H = peg_ldpc(600, 0.5, "regular3", seed=2)
+    assert set(column_degrees(H).tolist()) == {3}
+    r = row_degrees(H)
+    assert r.mean() == 6.0 and r.max() - r.min() <= 2
+
+
+def test_peg_row_blocks_forbid_two_edges_in_a_block():
+    blocks = np.arange(400) // 20
+    H = peg_matrix(variable_degree_sequence(400, "rsu_dl8"), 400, seed=1, row_blocks=blocks)
+    Hc = sp.csc_matrix(H)
+    for v in range(400):
+        b = blocks[Hc.indices[Hc.indptr[v]:Hc.indptr[v + 1]]]
+        assert b.size == np.unique(b).size
+
+
+def test_count_4_cycles_closed_form():
+    # all-ones 2 x k matrix: one pair of rows sharing k columns -> C(k, 2) 4-cycles
+    assert count_4_cycles(np.ones((2, 5), dtype=int)) == 10
+    assert count_4_cycles(np.ones((3, 3), dtype=int)) == 3 * 3
+
+
+def test_bad_degree_distribution_names_the_options():
+    with pytest.raises(ValueError, match="unknown degree distribution 'nope'.*regular3"):
+        variable_degree_sequence(10, "nope")
+    with pytest.raises(ValueError, match="var_degrees must lie in"):
+        peg_matrix([5, 5], 3)
+
+
+# ---------------------------------------------------------------- encoder / decoder
+def test_syndrome_matches_sparse_product(H_half):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, 1000)
+    assert np.array_equal(syndrome(H_half, x), (H_half.astype(int) @ x) % 2)
+
+
+def test_noiseless_side_information_decodes_instantly(H_half):
+    rng = np.random.default_rng(1)
+    for p in (0.01, 0.1, 0.3):
+        x = rng.integers(0, 2, 1000).astype(np.uint8)
+        res = decode_syndrome(H_half, syndrome(H_half, x), dsbs_llr(x, p))
+        assert res.success and res.iterations == 0
+        assert np.array_equal(res.x_hat, x)
+
+
+@pytest.mark.parametrize("algorithm", ["sum_product", "min_sum"])
+def test_success_means_syndrome_satisfied(H_half, algorithm):
+    g = tanner_graph(H_half)
+    rng = np.random.default_rng(2)
+    n_ok = n_fail = 0
+    for p in (0.04, 0.08, 0.11, 0.14):  # from easy to beyond the code's threshold
+        for _ in range(4):
+            x, y = sample_dsbs(1000, p, rng)
+            s = syndrome(g, x)
+            x_hat, ok = decode_syndrome(g, s, dsbs_llr(y, p), 60, algorithm=algorithm)
+            if ok:
+                n_ok += 1
+                assert np.array_equal(syndrome(g, x_hat), s)
+            else:
+                n_fail += 1
+                assert not np.array_equal(syndrome(g, x_hat), s)
+    assert n_ok > 0 and n_fail > 0  # both branches were exercised
+
+
+def test_decoder_corrects_at_low_noise(H_half):
+    rng = np.random.default_rng(3)
+    x, y = sample_dsbs(1000, 0.03, rng)  # h(0.03) = 0.19 << rate 0.5
+    res = decode_syndrome(H_half, syndrome(H_half, x), dsbs_llr(y, 0.03))
+    assert res.success and np.array_equal(res.x_hat, x) and res.iterations > 0
+
+
+def test_ber_falls_with_rate_on_fixed_seed():
+    p = 0.07  # h(p) = 0.366
+    bers = []
+    for m in (380, 460, 600):
+        H = peg_matrix(variable_degree_sequence(1000, "rsu_dl8"), m, seed=0)
+        bers.append(simulate_fixed(H, p, 12, seed=7, max_iter=60)["ber"])
+    assert bers[0] > bers[1] >= bers[2]
+    assert bers[0] > 1e-3 and bers[2] == 0.0
+
+
+def test_decoder_input_errors(H_half):
+    s = np.zeros(500, dtype=np.uint8)
+    with pytest.raises(ValueError, match="llr_prior must be a 1-D array of length 1000"):
+        decode_syndrome(H_half, s, np.zeros(999))
+    with pytest.raises(ValueError, match="llr_prior contains NaN"):
+        decode_syndrome(H_half, s, np.full(1000, np.nan))
+    with pytest.raises(ValueError, match="s \\(syndrome\\) must have length 500"):
+        decode_syndrome(H_half, s[:-1], np.zeros(1000))
+    with pytest.raises(ValueError, match="unknown algorithm 'bp'"):
+        decode_syndrome(H_half, s, np.zeros(1000), algorithm="bp")
+    with pytest.raises(ValueError, match="only 0/1"):
+        syndrome(H_half, np.full(1000, 2))
+
+
+def test_ldpc_package_agrees_on_easy_blocks(H_half):
+    """Same matrix, same data: both BP decoders recover x at low noise."""
+    rng = np.random.default_rng(4)
+    theirs = PypiSyndromeBP(H_half, 0.03, max_iter=50)
+    for _ in range(3):
+        x, y = sample_dsbs(1000, 0.03, rng)
+        s = syndrome(H_half, x)
+        x1, ok1 = decode_syndrome(H_half, s, dsbs_llr(y, 0.03), 50)
+        x2, ok2, _ = theirs(s, y)
+        assert ok1 and ok2
+        assert np.array_equal(x1, x) and np.array_equal(x2, x)
+
+
+# ---------------------------------------------------------------- rate-adaptive (LDPCA)
+def test_tx_order_is_nested_permutation():
+    for period in (1, 4, 50, 100):
+        order = balanced_tx_order(period)
+        assert sorted(order.tolist()) == list(range(period)) and order[0] == period - 1
+
+
+def test_merged_syndrome_is_syndrome_of_merged_matrix(small_ldpca):
+    code = small_ldpca
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 2, code.n).astype(np.uint8)
+    feed = code.encode(x)
+    prev = None
+    for level in (1, 7, 25, 50):
+        pos = code.positions(level)
+        assert pos.size == code.bits_at(level) == level * code.n // code.levels
+        if prev is not None:
+            assert set(prev) <= set(pos)  # nested increments
+        prev = pos
+        s = code.merged_syndrome(feed.request(level))
+        assert np.array_equal(s, syndrome(code.merged_matrix(level), x))
+    # the top level is the base code itself
+    assert np.array_equal(code.merged_matrix(code.levels).toarray(), code.H0.toarray())
+    # no edge cancels when rows merge: every level keeps all edges of H0
+    for level in (1, 10, 50):
+        assert code.merged_matrix(level).nnz == code.H0.nnz
+
+
+def test_rate_adaptive_easy_case(small_ldpca):
+    code = small_ldpca
+    rng = np.random.default_rng(6)
+    p = 0.03
+    x, y = sample_dsbs(code.n, p, rng)
+    res = code.decode(code.encode(x), dsbs_llr(y, p))
+    assert res.success and np.array_equal(res.x_hat, x)
+    assert res.rate == pytest.approx(code.rate(res.level))
+    assert res.level >= code.start_level_for(dsbs_llr(y, p))
+    assert binary_entropy(p) < res.rate < 0.6
+    # identical side information: decoded from the first increment
+    res0 = code.decode(code.encode(x), dsbs_llr(x, p), start_level=1)
+    assert res0.success and res0.level == 1 and np.array_equal(res0.x_hat, x)
+
+
+def test_rate_adaptive_rate_grows_with_noise(small_ldpca):
+    rates = [simulate_adaptive(small_ldpca, p, 4, seed=8, start_margin=2)["rate"]
+             for p in (0.02, 0.06, 0.12)]
+    assert rates[0] < rates[1] < rates[2]
+
+
+def test_ldpca_input_errors(small_ldpca):
+    with pytest.raises(ValueError, match="must be a multiple of levels"):
+        LDPCACode(1001, levels=50)
+    with pytest.raises(ValueError, match="use n >= 8 \\* levels"):
+        LDPCACode(700, levels=100)
+    with pytest.raises(ValueError, match="level must be an int in \\[1, 50\\]"):
+        small_ldpca.positions(51)
+    with pytest.raises(ValueError, match="llr_prior must have shape"):
+        small_ldpca.decode(small_ldpca.encode(np.zeros(1000, dtype=np.uint8)), np.zeros(10))
+    with pytest.raises(ValueError, match="unknown decoder 'turbo'"):
+        simulate_adaptive(small_ldpca, 0.1, 1, decoder="turbo")
+
+
+def test_cached_code_equals_fresh_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("MDIC_LAB_CACHE", str(tmp_path))
+    a = cached_ldpca_code(500, 25, seed=4)
+    b = cached_ldpca_code(500, 25, seed=4)  # from the cache file
+    c = LDPCACode(500, 25, seed=4)
+    assert (a.H0 != b.H0).nnz == 0 and (a.H0 != c.H0).nnz == 0
+
+
+# ---------------------------------------------------------------- Hamming by hand
+def test_hamming_syndrome_coding_is_lossless_at_the_bound():
+    r = exhaustive_check()
+    assert r["cases"] == 1024 and r["errors"] == 0
+    assert r["rate"] == pytest.approx(r["h_x_given_y"]) == pytest.approx(3 / 7)
+    # columns of H are the numbers 1..7: all distinct and non-zero
+    cols = {tuple(c) for c in HAMMING_H.T.tolist()}
+    assert len(cols) == 7 and (0, 0, 0) not in cols
+    x = np.array([0, 1, 1, 0, 1, 0, 1])
+    assert np.array_equal(hamming_sw_decode(hamming_syndrome(x), x), x)
+
+
+# ---------------------------------------------------------------- full-length targets
+@pytest.mark.slow
+def test_full_length_residual_ber_target():
+    """n = 10^4, 10^6 source bits at p = 0.1: residual BER <= 1e-4."""
+    code = cached_ldpca_code(10_000, 100)
+    r = simulate_adaptive(code, 0.1, 100, seed=11, start_margin=2)
+    assert r["bits"] >= 10**6
+    assert r["ber"] <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="issue 3 targets not reached yet: measured rate/H(X|Y) ~1.16 at p = 0.1 "
+    "(target 1.10), up to ~1.3-1.4 at p = 0.02-0.05 (target 1.15), throughput far below "
+    "1 Mbit/s; see the report / benchmarks/slepian_wolf.py",
+    strict=False,
+)
+def test_full_length_rate_targets():
+    code = cached_ldpca_code(10_000, 100)
+    r10 = simulate_adaptive(code, 0.10, 100, seed=12, start_margin=2)
+    assert r10["ratio"] <= 1.10 and r10["ber"] <= 1e-4
+    for p in (0.02, 0.05, 0.15):
+        r = simulate_adaptive(code, p, 100, seed=12, start_margin=2)
+        assert r["ratio"] <= 1.15 and r["ber"] <= 1e-4
+    assert r10["mbit_per_cpu_s"] >= 1.0

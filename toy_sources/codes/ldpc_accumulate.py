@@ -1,0 +1,346 @@
+"""Rate-adaptive Slepian–Wolf coding with LDPC Accumulate (LDPCA) codes.
+
+Construction of D. Varodayan, A. Aaron and B. Girod, "Rate-adaptive codes for
+distributed source coding", Signal Processing 86(11):3123–3130, 2006 (Sec. 3):
+
+* a base parity-check matrix :math:`H_0 \\in \\{0,1\\}^{n\\times n}` (here a PEG graph with
+  an irregular variable degree distribution, :mod:`toy_sources.codes.ldpc_matrix`, in
+  which no variable node has two edges inside one period of ``levels`` rows, so no edge
+  cancels when rows are merged — our addition; without it a few variables lost all
+  their edges at low rates and the rate needed at p = 0.02 was 1.70 h(p) instead of 1.42);
+* the encoder computes the syndrome :math:`s = H_0 x` and *accumulates* it,
+  :math:`a_j = \\bigoplus_{i \\le j} s_i`; it sends the accumulated bits
+  incrementally, in a fixed nested order;
+* when the decoder holds :math:`a_{p_1}, \\dots, a_{p_k}` (:math:`p_1 < \\dots < p_k`),
+  the differences :math:`a_{p_i} \\oplus a_{p_{i-1}}` are the syndromes of the *merged*
+  checks :math:`\\bigoplus_{p_{i-1} < j \\le p_i} (H_0)_j` (sum of consecutive rows),
+  so at level ``k`` it decodes an ordinary LDPC syndrome (:func:`toy_sources.codes.ldpc.
+  decode_syndrome`) with the merged matrix;
+* the decoder starts from a low level and, while BP fails (or the CRC of the decoded
+  block does not match), requests the next increment; the rate actually used is the
+  number of accumulated bits received (plus the CRC) over ``n``.
+
+The transmission order has period ``levels``: inside every period of ``levels``
+consecutive syndrome positions the first ``k`` positions of :attr:`tx_order` are sent at
+level ``k``; ``tx_order[0]`` is the last position of the period and every new position
+splits the currently largest group (so merged check degrees stay balanced at every
+level, as the LDPCA "txSeq").  Rate at level ``k``: ``k / levels`` bits per source bit.
+
+A CRC-``crc_bits`` of the source block is sent with the first increment and counted
+in the rate; it guards against BP converging to a wrong word that satisfies a short
+merged syndrome.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from toy_sources.bounds import binary_entropy
+from toy_sources.codes.ldpc import TannerGraph, _as_bits, decode_syndrome, tanner_graph
+from toy_sources.codes.ldpc_matrix import (
+    peg_matrix,
+    resolve_degree_distribution,
+    variable_degree_sequence,
+)
+
+__all__ = ["LDPCACode", "AdaptiveResult", "SyndromeFeed", "balanced_tx_order", "crc_of"]
+
+
+def balanced_tx_order(period: int) -> np.ndarray:
+    """Nested transmission order of accumulated-syndrome positions within one period.
+
+    ``order[0] = period - 1`` (one bit per period = the parity of the whole period);
+    each later position is the one that best balances the merged group sizes (the
+    middle of the currently largest group, ties to the left).
+
+    Examples
+    --------
+    >>> balanced_tx_order(4).tolist()
+    [3, 1, 0, 2]
+    >>> sorted(balanced_tx_order(7).tolist()) == list(range(7))
+    True
+    """
+    period = int(period)
+    if period < 1:
+        raise ValueError(f"period must be >= 1, got {period}")
+    chosen = [period - 1]
+    while len(chosen) < period:
+        cuts = sorted(chosen)
+        best, best_len = None, -1
+        prev = -1
+        for c in cuts:
+            length = c - prev  # group (prev, c]
+            if length > best_len and length > 1:
+                best, best_len = (prev, c), length
+            prev = c
+        lo, hi = best
+        chosen.append(lo + (hi - lo) // 2)
+    return np.array(chosen, dtype=np.int64)
+
+
+def crc_of(x, bits: int) -> int:
+    """CRC-32 of the packed bit vector ``x``, truncated to its low ``bits`` bits.
+
+    Examples
+    --------
+    >>> crc_of(np.zeros(8, dtype=np.uint8), 32) == zlib.crc32(bytes(1))
+    True
+    """
+    if bits <= 0:
+        return 0
+    return zlib.crc32(np.packbits(np.asarray(x, dtype=np.uint8)).tobytes()) & ((1 << bits) - 1)
+
+
+class SyndromeFeed:
+    """The feedback channel: hands the decoder accumulated-syndrome bits on request.
+
+    The decoder never sees ``accumulated`` directly; :meth:`request` returns only the
+    bits of the requested level and records the highest level requested, from which
+    the rate actually used is computed.
+    """
+
+    def __init__(self, code: "LDPCACode", accumulated: np.ndarray, crc: int):
+        self._code = code
+        self._acc = _as_bits(accumulated, "accumulated syndrome", code.n)
+        self.crc = int(crc)
+        self.max_level = 0
+
+    def request(self, level: int) -> np.ndarray:
+        """Accumulated bits known at ``level`` (positions :meth:`LDPCACode.positions`)."""
+        level = self._code._check_level(level)
+        self.max_level = max(self.max_level, level)
+        return self._acc[self._code.positions(level)]
+
+    @property
+    def bits_sent(self) -> int:
+        return self._code.bits_at(self.max_level) + self._code.crc_bits if self.max_level else 0
+
+
+@dataclass
+class AdaptiveResult:
+    """Outcome of :meth:`LDPCACode.decode`.
+
+    Attributes
+    ----------
+    x_hat : numpy.ndarray of uint8
+    success : bool
+        Syndrome satisfied and CRC matched at ``level``.
+    level : int
+        Highest level requested (the one that succeeded, or ``levels`` on failure).
+    rate : float
+        Bits actually sent per source bit, CRC included.
+    bits_sent : int
+    attempts : int
+        BP runs (one per level tried).
+    iterations : int
+        BP iterations summed over attempts.
+    """
+
+    x_hat: np.ndarray
+    success: bool
+    level: int
+    rate: float
+    bits_sent: int
+    attempts: int
+    iterations: int
+    history: list = field(default_factory=list)
+
+
+class LDPCACode:
+    """An LDPC Accumulate code of length ``n`` with ``levels`` nested rates.
+
+    Parameters
+    ----------
+    n : int
+        Block length; must be a multiple of ``levels``.
+    levels : int
+        Number of rates ``k / levels``, ``k = 1 … levels``.
+    lam : str or dict
+        Edge-perspective variable degree distribution of the base graph (see
+        :data:`toy_sources.codes.ldpc_matrix.DEGREE_DISTRIBUTIONS`).  The default
+        ``"rsu_dl8_stable"`` keeps BP stable down to rate ~0.17 (merged check degrees
+        grow like 1/rate); it measured better than ``"rsu_dl8"`` and ``"regular3"``
+        over p in [0.03, 0.1] at n = 10^4.
+    seed : int, optional
+        Seed of the PEG construction and of the row permutation.
+    crc_bits : int
+        Length of the CRC sent once per block (counted in the rate).
+    H0 : scipy.sparse matrix, optional
+        Use this ``(n, n)`` base matrix instead of building one.
+
+    Examples
+    --------
+    >>> code = LDPCACode(200, levels=20, lam="regular3", seed=0)
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.integers(0, 2, 200); y = x ^ (rng.random(200) < 0.02)
+    >>> res = code.decode(code.encode(x), code.prior_llr_dsbs(y, 0.02))
+    >>> res.success, bool((res.x_hat == x).all()), res.rate < 1.0
+    (True, True, True)
+    """
+
+    def __init__(self, n: int, levels: int = 100, lam="rsu_dl8_stable", seed=0, crc_bits: int = 16,
+                 H0=None):
+        if isinstance(n, bool) or int(n) != n or n <= 0:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        if isinstance(levels, bool) or int(levels) != levels or levels <= 0:
+            raise ValueError(f"levels must be a positive int, got {levels!r}")
+        n, levels = int(n), int(levels)
+        if n % levels:
+            raise ValueError(f"n={n} must be a multiple of levels={levels}")
+        if not 0 <= int(crc_bits) <= 32:
+            raise ValueError(f"crc_bits must be in [0, 32], got {crc_bits}")
+        self.n, self.levels, self.crc_bits = n, levels, int(crc_bits)
+        self.lam, self.seed = lam, seed
+        self.tx_order = balanced_tx_order(levels)
+        if H0 is None:
+            dmax = max(resolve_degree_distribution(lam))
+            if n // levels < dmax:
+                raise ValueError(
+                    f"n/levels = {n // levels} periods but the degree distribution has "
+                    f"variable degree {dmax}: use n >= {dmax} * levels"
+                )
+            # A PEG base graph (Hu et al. 2005) in which no variable has two edges in
+            # the same period of `levels` rows: merged checks never leave a period, so
+            # no edge cancels at any level (a variable losing all its edges could only
+            # be decoded from its prior and would force a request up to the top level).
+            H0 = peg_matrix(variable_degree_sequence(n, lam), n, seed=seed,
+                            row_blocks=np.arange(n) // levels)
+        H0 = sp.csr_matrix(H0, dtype=np.uint8)
+        if H0.shape != (n, n):
+            raise ValueError(f"H0 must have shape ({n}, {n}), got {H0.shape}")
+        self.H0 = H0
+        self._graphs: dict[int, TannerGraph] = {}
+
+    # ------------------------------------------------------------------ structure
+    def _check_level(self, level) -> int:
+        if isinstance(level, bool) or int(level) != level or not 1 <= level <= self.levels:
+            raise ValueError(f"level must be an int in [1, {self.levels}], got {level!r}")
+        return int(level)
+
+    def positions(self, level: int) -> np.ndarray:
+        """Sorted accumulated-syndrome positions known at ``level`` (nested in level)."""
+        level = self._check_level(level)
+        within = np.sort(self.tx_order[:level])
+        starts = np.arange(0, self.n, self.levels)
+        return (starts[:, None] + within[None, :]).ravel()
+
+    def bits_at(self, level: int) -> int:
+        """Number of accumulated syndrome bits known at ``level`` (``level * n / levels``)."""
+        return self._check_level(level) * (self.n // self.levels)
+
+    def rate(self, level: int) -> float:
+        """Rate in bits per source bit at ``level``, CRC included."""
+        return (self.bits_at(level) + self.crc_bits) / self.n
+
+    def merged_matrix(self, level: int) -> sp.csr_matrix:
+        """Parity-check matrix of level ``level``: sums (mod 2) of consecutive rows of H0."""
+        pos = self.positions(level)
+        group = np.searchsorted(pos, np.arange(self.n), side="left")
+        G = sp.csr_matrix(
+            (np.ones(self.n, dtype=np.int64), (group, np.arange(self.n))), shape=(pos.size, self.n)
+        )
+        M = (G @ self.H0.astype(np.int64)).tocsr()
+        M.data %= 2
+        M.eliminate_zeros()
+        return M.astype(np.uint8)
+
+    def graph(self, level: int) -> TannerGraph:
+        """Cached :class:`TannerGraph` of :meth:`merged_matrix`."""
+        level = self._check_level(level)
+        if level not in self._graphs:
+            self._graphs[level] = tanner_graph(self.merged_matrix(level))
+        return self._graphs[level]
+
+    # ------------------------------------------------------------------ coding
+    def encode(self, x) -> SyndromeFeed:
+        """Syndrome :math:`s = H_0 x`, accumulated :math:`a_j = \\oplus_{i\\le j} s_i`.
+
+        Returns the :class:`SyndromeFeed` the decoder will pull increments from.
+        """
+        xb = _as_bits(x, "x", self.n)
+        s = (self.H0.astype(np.int64) @ xb.astype(np.int64)) % 2
+        acc = (np.cumsum(s) % 2).astype(np.uint8)
+        return SyndromeFeed(self, acc, crc_of(xb, self.crc_bits))
+
+    @staticmethod
+    def merged_syndrome(acc_bits: np.ndarray) -> np.ndarray:
+        """Syndromes of the merged checks from the received accumulated bits."""
+        a = np.asarray(acc_bits, dtype=np.uint8)
+        out = a.copy()
+        out[1:] ^= a[:-1]
+        return out
+
+    @staticmethod
+    def prior_llr_dsbs(y, p: float) -> np.ndarray:
+        """DSBS prior :math:`(1-2y)\\log((1-p)/p)` (see :func:`toy_sources.codes.ldpc.dsbs_llr`)."""
+        from toy_sources.codes.ldpc import dsbs_llr
+
+        return dsbs_llr(y, p)
+
+    def start_level_for(self, llr_prior) -> int:
+        """Lowest level whose rate is at least the prior's conditional entropy.
+
+        The decoder computes :math:`\\hat H = \\frac1n \\sum_i h(1/(1+e^{|L_i|}))`, the
+        conditional entropy of ``x`` under its own prior (for the DSBS, :math:`h(p)`),
+        and starts at the first level with ``k / levels >= Ĥ`` — no code can succeed
+        reliably below the Slepian–Wolf bound, so this only skips hopeless attempts.
+        """
+        llr = np.abs(np.asarray(llr_prior, dtype=float))
+        q = 1.0 / (1.0 + np.exp(np.minimum(llr, 700.0)))
+        h = float(np.mean(binary_entropy(q)))
+        return int(min(self.levels, max(1, np.ceil(h * self.levels - 1e-9))))
+
+    def decode(self, feed: SyndromeFeed, llr_prior, *, start_level=None, max_iter: int = 100,
+               stall: int = 20, algorithm: str = "sum_product",
+               level_decoder=None) -> AdaptiveResult:
+        """Rate-adaptive decoding: request increments until BP succeeds and the CRC matches.
+
+        Parameters
+        ----------
+        feed : SyndromeFeed
+            From :meth:`encode`.
+        llr_prior : array_like, shape (n,)
+            Prior LLRs of ``x`` (side information).
+        start_level : int, optional
+            First level requested (default :meth:`start_level_for`).
+        max_iter, stall, algorithm
+            Passed to :func:`toy_sources.codes.ldpc.decode_syndrome` at every level.
+        level_decoder : callable, optional
+            ``level_decoder(level, merged_syndrome) -> (x_hat, success, iterations)``
+            replaces the built-in BP (used to drive another decoder, e.g. the ``ldpc``
+            package, through the same ladder).
+        """
+        if not isinstance(feed, SyndromeFeed):
+            raise TypeError("feed must be the SyndromeFeed returned by encode()")
+        llr = np.asarray(llr_prior, dtype=np.float64)
+        if llr.shape != (self.n,):
+            raise ValueError(f"llr_prior must have shape ({self.n},), got {llr.shape}")
+        if np.any(np.isnan(llr)):
+            raise ValueError("llr_prior contains NaN")
+        level = self.start_level_for(llr) if start_level is None else self._check_level(start_level)
+        if level_decoder is None:
+            def level_decoder(lv, s):
+                r = decode_syndrome(self.graph(lv), s, llr, max_iter, algorithm=algorithm,
+                                    stall=stall)
+                return r.x_hat, r.success, r.iterations
+        attempts = iterations = 0
+        history = []
+        while True:
+            s = self.merged_syndrome(feed.request(level))
+            x_hat, bp_ok, its = level_decoder(level, s)
+            attempts += 1
+            iterations += int(its)
+            ok = bool(bp_ok) and crc_of(x_hat, self.crc_bits) == feed.crc
+            history.append((level, bool(bp_ok), ok, int(its)))
+            if ok or level == self.levels:
+                break
+            level += 1
+        return AdaptiveResult(
+            x_hat=np.asarray(x_hat, dtype=np.uint8), success=ok, level=level,
+            rate=feed.bits_sent / self.n, bits_sent=feed.bits_sent, attempts=attempts,
+            iterations=iterations, history=history,
+        )

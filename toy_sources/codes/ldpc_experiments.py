@@ -1,0 +1,243 @@
+"""Monte-Carlo Slepian–Wolf experiments with LDPC syndrome codes on the DSBS.
+
+Shared by ``benchmarks/slepian_wolf.py``, notebook 05 and the tests, so that every
+number they show comes from the same code.  The source is the doubly symmetric binary
+source: :math:`X_i \\sim \\mathrm{Bern}(1/2)`, :math:`Y_i = X_i \\oplus Z_i`,
+:math:`Z_i \\sim \\mathrm{Bern}(p)` i.i.d., so :math:`H(X\\mid Y) = h(p)`.
+
+Two decoders run on the same matrices and the same blocks:
+
+* ``"ours"`` — :func:`toy_sources.codes.ldpc.decode_syndrome` (numba, layered
+  sum-product);
+* ``"ldpc"`` — ``ldpc.BpDecoder`` of the `ldpc` PyPI package (v2), product-sum, fed
+  with the syndrome of the error pattern :math:`z = x \\oplus y`,
+  :math:`Hz = s \\oplus Hy`, and :math:`\\hat x = y \\oplus \\hat z`.
+
+Only decoder calls are timed (graph/decoder construction is excluded).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from toy_sources.bounds import binary_entropy
+from toy_sources.codes.ldpc import decode_syndrome, dsbs_llr, syndrome, tanner_graph
+from toy_sources.codes.ldpc_accumulate import LDPCACode
+
+DECODERS = ("ours", "ldpc")
+
+
+def sample_dsbs(n: int, p: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """One block of the DSBS: ``x`` uniform bits, ``y = x XOR Bern(p)``.
+
+    Examples
+    --------
+    >>> x, y = sample_dsbs(1000, 0.0, np.random.default_rng(0))
+    >>> bool((x == y).all()), x.dtype.name
+    (True, 'uint8')
+    """
+    if not 0.0 <= float(p) <= 0.5:
+        raise ValueError(f"crossover p must be in [0, 0.5], got {p}")
+    x = rng.integers(0, 2, int(n), dtype=np.uint8)
+    y = x ^ (rng.random(int(n)) < p).astype(np.uint8)
+    return x, y
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("MDIC_LAB_CACHE", Path.home() / ".cache" / "mdic_lab")) / "ldpc"
+
+
+def cached_ldpca_code(n: int, levels: int = 100, lam="rsu_dl8_stable", seed: int = 0,
+                      crc_bits: int = 16, cache: bool = True) -> LDPCACode:
+    """:class:`LDPCACode` whose PEG base matrix is cached on disk (``$MDIC_LAB_CACHE``).
+
+    PEG for ``n = 10^4`` takes ~10 s; the cache makes re-runs start at once.  The
+    cached matrix is exactly what the same arguments would build.
+    """
+    name = lam if isinstance(lam, str) else "custom"
+    path = _cache_dir() / f"ldpca_v3_H0_n{n}_L{levels}_{name}_seed{seed}.npz"
+    if cache and isinstance(lam, str) and path.exists():
+        return LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits, H0=sp.load_npz(path))
+    code = LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits)
+    if cache and isinstance(lam, str):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
+        sp.save_npz(tmp, code.H0)
+        os.replace(tmp, path)
+    return code
+
+
+class PypiSyndromeBP:
+    """The ``ldpc`` package's ``BpDecoder`` (product-sum) as a Slepian–Wolf decoder."""
+
+    def __init__(self, H, p: float, max_iter: int = 100, schedule: str = "parallel"):
+        try:
+            from ldpc import BpDecoder
+        except ImportError as err:  # pragma: no cover - optional dependency
+            raise ImportError("the comparison decoder needs the 'ldpc' package (pip install ldpc)") from err
+        self.H = sp.csr_matrix(H, dtype=np.uint8)
+        self.graph = tanner_graph(self.H)
+        self.dec = BpDecoder(self.H, error_rate=float(p), max_iter=int(max_iter),
+                             bp_method="product_sum", schedule=schedule,
+                             input_vector_type="syndrome")
+
+    def __call__(self, s, y):
+        syn = (np.asarray(s, dtype=np.uint8) ^ syndrome(self.graph, y)).astype(np.uint8)
+        z_hat = self.dec.decode(syn)
+        x_hat = (np.asarray(y, dtype=np.uint8) ^ z_hat.astype(np.uint8))
+        return x_hat, bool(self.dec.converge), int(self.dec.iter)
+
+
+def simulate_adaptive(code: LDPCACode, p: float, n_blocks: int, seed: int = 0,
+                      decoder: str = "ours", max_iter: int = 100, stall: int = 20,
+                      start_margin=None, algorithm: str = "sum_product") -> dict:
+    """Rate-adaptive SW coding of ``n_blocks`` DSBS blocks; returns measured figures.
+
+    Returns a dict with ``decoder, p, n, rate`` (mean bits sent per source bit, CRC
+    included), ``h_x_given_y``, ``ratio``, ``ber`` (bit errors / source bits over all
+    blocks), ``bits``, ``failures`` (blocks not decoded even at the top level),
+    ``attempts`` (mean BP runs per block), ``seconds`` (decoder wall time),
+    ``mbit_per_s``, ``cpu_seconds`` (decoder CPU time of this process, which is what a
+    shared machine leaves comparable) and ``mbit_per_cpu_s``.
+
+    ``start_margin=None`` starts every block at the level of the prior's conditional
+    entropy (:meth:`LDPCACode.start_level_for`); an int ``k`` starts at
+    ``max(that, previous block's final level - k)`` — a feedback protocol that saves
+    hopeless attempts; the rate still counts every bit actually requested.
+    """
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r} (expected one of: {', '.join(DECODERS)})")
+    if int(n_blocks) < 1:
+        raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
+    rng = np.random.default_rng(seed)
+    pypi = {}
+    rates, errors, fails, attempts, secs = [], 0, 0, [], 0.0
+    prev_level = None
+    cpu = 0.0
+    for _ in range(int(n_blocks)):
+        x, y = sample_dsbs(code.n, p, rng)
+        feed = code.encode(x)
+        llr = dsbs_llr(y, p)
+        timer = [0.0, 0.0]
+        if decoder == "ours":
+            def level_decoder(level, s):
+                g = code.graph(level)  # cached; built outside the timer
+                t0, c0 = time.perf_counter(), time.process_time()
+                r = decode_syndrome(g, s, llr, max_iter, stall=stall, algorithm=algorithm)
+                timer[0] += time.perf_counter() - t0
+                timer[1] += time.process_time() - c0
+                return r.x_hat, r.success, r.iterations
+        else:
+            def level_decoder(level, s):
+                if level not in pypi:
+                    pypi[level] = PypiSyndromeBP(code.merged_matrix(level), p, max_iter)
+                t0, c0 = time.perf_counter(), time.process_time()
+                out = pypi[level](s, y)
+                timer[0] += time.perf_counter() - t0
+                timer[1] += time.process_time() - c0
+                return out
+        start = code.start_level_for(llr)
+        if start_margin is not None and prev_level is not None:
+            start = max(start, prev_level - int(start_margin))
+        res = code.decode(feed, llr, start_level=start, level_decoder=level_decoder)
+        prev_level = res.level
+        secs += timer[0]
+        cpu += timer[1]
+        rates.append(res.rate)
+        errors += int(np.count_nonzero(res.x_hat != x))
+        fails += int(not res.success)
+        attempts.append(res.attempts)
+    name = decoder if (decoder == "ldpc" or algorithm == "sum_product") else f"{decoder}-{algorithm}"
+    return _summary(name, "adaptive", p, code.n, float(np.mean(rates)), errors,
+                    int(n_blocks) * code.n, secs, failures=fails,
+                    attempts=float(np.mean(attempts)), levels=code.levels,
+                    start_margin=start_margin, cpu_seconds=cpu)
+
+
+def simulate_fixed(H, p: float, n_blocks: int, seed: int = 0, decoder: str = "ours",
+                   max_iter: int = 100) -> dict:
+    """Fixed-rate SW coding with one parity-check matrix ``H`` (rate ``m/n``).
+
+    Same fields as :func:`simulate_adaptive`; ``failures`` counts blocks whose
+    decoder did not satisfy the syndrome.
+    """
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r} (expected one of: {', '.join(DECODERS)})")
+    g = tanner_graph(H)
+    rng = np.random.default_rng(seed)
+    dec = PypiSyndromeBP(H, p, max_iter) if decoder == "ldpc" else None
+    errors, fails, secs, cpu = 0, 0, 0.0, 0.0
+    for _ in range(int(n_blocks)):
+        x, y = sample_dsbs(g.n, p, rng)
+        s = syndrome(g, x)
+        if decoder == "ours":
+            llr = dsbs_llr(y, p)
+            t0, c0 = time.perf_counter(), time.process_time()
+            r = decode_syndrome(g, s, llr, max_iter)
+            secs += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+            x_hat, ok = r.x_hat, r.success
+        else:
+            t0, c0 = time.perf_counter(), time.process_time()
+            x_hat, ok, _ = dec(s, y)
+            secs += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+        errors += int(np.count_nonzero(x_hat != x))
+        fails += int(not ok)
+    return _summary(decoder, "fixed", p, g.n, g.m / g.n, errors, int(n_blocks) * g.n, secs,
+                    failures=fails, cpu_seconds=cpu)
+
+
+def _summary(decoder, mode, p, n, rate, errors, bits, secs, cpu_seconds, **extra) -> dict:
+    h = float(binary_entropy(p))
+    return {
+        "decoder": decoder,
+        "mode": mode,
+        "p": float(p),
+        "n": int(n),
+        "rate": float(rate),
+        "h_x_given_y": h,
+        "ratio": float(rate / h) if h > 0 else float("inf"),
+        "ber": errors / bits,
+        "bit_errors": int(errors),
+        "bits": int(bits),
+        **extra,
+        "seconds": float(secs),
+        "mbit_per_s": bits / secs / 1e6 if secs > 0 else float("inf"),
+        "cpu_seconds": float(cpu_seconds),
+        "mbit_per_cpu_s": bits / cpu_seconds / 1e6 if cpu_seconds > 0 else float("inf"),
+    }
+
+
+def rate_sweep(code: LDPCACode, ps, n_blocks: int, seed: int = 0, decoder: str = "ours",
+               start_margin=2, **kw) -> list[dict]:
+    """:func:`simulate_adaptive` for every crossover in ``ps`` (rate needed vs p)."""
+    return [simulate_adaptive(code, float(p), n_blocks, seed=seed, decoder=decoder,
+                              start_margin=start_margin, **kw) for p in ps]
+
+
+def ber_waterfall(H, ps, n_blocks: int, seed: int = 0, decoder: str = "ours",
+                  max_iter: int = 100) -> list[dict]:
+    """:func:`simulate_fixed` with one matrix (fixed rate) for every crossover in ``ps``."""
+    return [simulate_fixed(H, float(p), n_blocks, seed=seed, decoder=decoder,
+                           max_iter=max_iter) for p in ps]
+
+
+def block_length_sweep(ns, p: float, bits: float, levels: int = 50, seed: int = 0,
+                       lam="rsu_dl8_stable", start_margin=2) -> list[dict]:
+    """Rate-adaptive coding at crossover ``p`` for several block lengths ``ns``.
+
+    Every ``n`` gets its own LDPCA code with ``levels`` levels (``n`` must be a
+    multiple of ``levels``) and ``max(1, round(bits / n))`` blocks.
+    """
+    out = []
+    for n in ns:
+        code = cached_ldpca_code(int(n), levels, lam, seed=seed)
+        out.append(simulate_adaptive(code, p, max(1, int(round(bits / n))), seed=seed + 1,
+                                     start_margin=start_margin))
+    return out
