@@ -51,8 +51,8 @@ def bench(model, name, dataset, repeats: int) -> dict:
         dec_t.append(t2 - t1)
         coded.append(bpp_from_bytes(enc["strings"][0], npix))
         est.append(bpp_from_likelihoods(list(ref["likelihoods"].values()), npix))
-        c = unpack(enc["strings"][0])
-        head.append(8.0 * header_size(c.model_id, c.shapes, len(c.payloads)) / npix)
+        c = unpack(enc["strings"][0], expected_model_id=model.model_id)
+        head.append(8.0 * header_size(model.model_id, c.shapes, [len(p) for p in c.payloads]) / npix)
         exact &= bool(torch.equal(x_hat, ref["x_hat"]))
     c, e = statistics.mean(coded), statistics.mean(est)
     return {"benchmark": "ndic", "model": name, "image": [int(x.shape[-2]), int(x.shape[-1])], "threads": torch.get_num_threads(),

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdic_lab.coding import BitstreamError, model_fingerprint, pack, read_bitstream, unpack, write_bitstream
-from mdic_lab.coding.container import FORMAT_VERSION, MAGIC, header_size
+from mdic_lab.coding.container import FORMAT_VERSION, MAGIC, _header, header_size, model_tag
 
 MODEL = "ndic@0123456789abcdef"
 SHAPES = {"image": (128, 256), "y": (1, 192, 8, 16), "z": (1, 128, 2, 4)}
@@ -23,19 +23,28 @@ def test_round_trip_fields():
     c = unpack(_stream(), expected_model_id=MODEL)
     assert c.model_id == MODEL and c.shapes == SHAPES and c.payloads == PAYLOADS
     assert c.version == FORMAT_VERSION
-    assert len(_stream()) == header_size(MODEL, SHAPES, 3) + sum(map(len, PAYLOADS)) + 4
+    lengths = [len(p) for p in PAYLOADS]
+    assert len(_stream()) == header_size(MODEL, SHAPES, lengths) + sum(lengths) + 4
 
 
 def test_pinned_bytes():
     # the format is fixed byte by byte: a change to it must bump FORMAT_VERSION
-    data = pack("toy@0", {"a": (2, 3)}, [b"xy"])
-    assert data[:4] == MAGIC
-    assert data == (MAGIC + struct.pack("<HH", 1, 5) + b"toy@0" + struct.pack("<HBcB2I", 1, 1, b"a", 2, 2, 3)
-                    + struct.pack("<HI", 1, 2) + b"xy" + struct.pack("<I", zlib.crc32(data[:-4])))
+    data = pack("toy@0", {"a": (2, 300)}, [b"xy"])
+    tag = bytes.fromhex("c7af955384315930")  # sha256(b"toy@0")[:8], pinned
+    assert model_tag("toy@0") == tag
+    assert data == (MAGIC + struct.pack("<H", 2) + tag + struct.pack("<BBcB", 1, 1, b"a", 2)
+                    + bytes([2, 0xAC, 0x02])  # dims 2 and 300 as LEB128 varints
+                    + bytes([1, 2]) + b"xy" + struct.pack("<I", zlib.crc32(data[:-4])))
+
+
+def test_header_is_compact():
+    # the header is part of every coded bpp (at 128x256 a byte is 0.00024 bpp): the
+    # shapes and payloads of an NDIC hyperprior stream fit in under 40 bytes (v1: 74)
+    assert header_size(MODEL, {"x": (128, 256), "v": (8, 16), "z": (2, 4)}, [300, 40]) < 40
 
 
 def test_wrong_model_is_named():
-    with pytest.raises(BitstreamError, match="wrong model.*ndic@0123.*other@1"):
+    with pytest.raises(BitstreamError, match="wrong model.*tag.*other@1"):
         unpack(_stream(), expected_model_id="other@1")
 
 
@@ -70,13 +79,15 @@ def test_single_bit_flips_all_detected():
 
 def test_huge_length_fields_fail_fast():
     # a valid CRC over a header that claims gigabytes: must be refused, not allocated
-    body = (MAGIC + struct.pack("<HH", FORMAT_VERSION, 1) + b"m" + struct.pack("<H", 0)
-            + struct.pack("<HI", 1, 0xFFFFFFFF))
+    tag = model_tag("m")
+    body = MAGIC + struct.pack("<H", FORMAT_VERSION) + tag + bytes([0, 1, 0xFF, 0xFF, 0xFF, 0x7F])
     with pytest.raises(BitstreamError, match="truncated"):
         unpack(body + struct.pack("<I", zlib.crc32(body)))
-    body = (MAGIC + struct.pack("<HH", FORMAT_VERSION, 1) + b"m" + struct.pack("<H", 1)
-            + struct.pack("<B", 1) + b"x" + struct.pack("<B4I", 4, 65536, 65536, 65536, 65536) + struct.pack("<H", 0))
+    body = _header(tag, {"x": (65536,) * 4}, [])
     with pytest.raises(BitstreamError, match="exceeds limits"):
+        unpack(body + struct.pack("<I", zlib.crc32(body)))
+    body = MAGIC + struct.pack("<H", FORMAT_VERSION) + tag + bytes([0, 0x80, 0x80, 0x80, 0x80, 0x80, 0])
+    with pytest.raises(BitstreamError, match="varint"):
         unpack(body + struct.pack("<I", zlib.crc32(body)))
 
 
@@ -125,7 +136,7 @@ def test_fuzz_garbage_with_valid_crc_never_crashes(garbage):
         c = unpack(body + struct.pack("<I", zlib.crc32(body)))
     except BitstreamError:
         return
-    assert pack(c.model_id, c.shapes, c.payloads) == body + struct.pack("<I", zlib.crc32(body))
+    assert _header(c.model_tag, c.shapes, [len(p) for p in c.payloads]) + b"".join(c.payloads) == body
 
 
 def test_write_read_atomic(tmp_path):
