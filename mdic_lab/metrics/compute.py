@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 #: name -> what it compares.
 METRICS = {
     "psnr": "pair", "ms_ssim": "pair", "lpips": "pair", "dists": "pair",
-    "fid": "set", "kid": "set", "niqe": "no-reference",
+    "fid": "set", "kid": "set", "niqe": "no-reference", "miou": "labels",
 }
 DEFAULT_METRICS = ("psnr", "ms_ssim", "lpips", "dists")
 #: direction of each metric (for BD-quality's ``lower_is_better``).
@@ -36,13 +36,17 @@ class MetricReport:
 
 def compute_metrics(x, y, names=DEFAULT_METRICS, *, weights_dir=None, data_range: float = 1.0,
                     lpips_net: str = "alex", ms_ssim_win_size: int | None = None, kid_kwargs=None,
-                    niqe_model_path=None) -> MetricReport:
+                    niqe_model_path=None, labels=None, segnet=None) -> MetricReport:
     """Compute ``names`` for reconstructions ``x`` against originals ``y`` (``(N, 3, H, W)`` in [0, 1]).
 
     Pair metrics (PSNR, MS-SSIM, LPIPS, DISTS) are means over image pairs; FID and KID
-    compare the two sets; NIQE scores ``x`` alone.  A metric whose weights are not on
-    disk is skipped with a logged warning and listed in ``report.missing`` -- never
-    returned as NaN and never computed on random weights.  Bad inputs still raise.
+    compare the two sets; NIQE scores ``x`` alone; mIoU segments ``x`` with the synthetic
+    world's segmentation net (``segnet``, default the cached one of
+    :func:`mdic_lab.metrics.segnet.load_segnet`) and scores it against ``labels``
+    ``(N, H, W)``, the class ids of the originals (skipped when ``labels`` is None or the
+    net was never trained).  A metric whose weights are not on disk is skipped with a
+    logged warning and listed in ``report.missing`` -- never returned as NaN and never
+    computed on random weights.  Bad inputs still raise.
 
     >>> import torch
     >>> x = torch.rand(2, 3, 128, 256, generator=torch.Generator().manual_seed(0))
@@ -68,6 +72,7 @@ def compute_metrics(x, y, names=DEFAULT_METRICS, *, weights_dir=None, data_range
         "fid": lambda: fid(x, y, weights_dir=weights_dir),
         "kid": lambda: kid(x, y, weights_dir=weights_dir, **(kid_kwargs or {})),
         "niqe": lambda: niqe(x, model_path=niqe_model_path, weights_dir=weights_dir),
+        "miou": lambda: _miou(x, labels, segnet),
     }
     report = MetricReport()
     for name in names:
@@ -77,3 +82,14 @@ def compute_metrics(x, y, names=DEFAULT_METRICS, *, weights_dir=None, data_range
             log.warning("metric %s skipped: %s", name, err)
             report.missing[name] = str(err)
     return report
+
+
+def _miou(x, labels, segnet):
+    """mIoU of the segmentation of ``x`` against ``labels`` (see :mod:`mdic_lab.metrics.segnet`)."""
+    from .segnet import load_segnet, reconstruction_miou
+
+    if labels is None:
+        raise MetricUnavailable("miou needs the ground-truth label maps of the originals "
+                                "(compute_metrics(..., labels=(N, H, W) class ids)); "
+                                "only the synthetic world provides them")
+    return reconstruction_miou(segnet if segnet is not None else load_segnet(), x, labels)
