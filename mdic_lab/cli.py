@@ -114,6 +114,8 @@ def _need_file(path, what: str) -> Path:
 
 
 def _cmd_train(args) -> int:
+    if args.model == "mdic":
+        return _cmd_train_mdic(args)
     from mdic_lab.config import MODEL_CONFIGS, TrainConfig, get_preset
 
     sets = _parse_sets(args.set)
@@ -144,7 +146,26 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_train_mdic(args) -> int:
+    for k in ("lmbda", "alpha", "beta", "prior"):
+        if getattr(args, k, None) is not None:
+            raise CLIError(f"--{k} does not apply to --model mdic (its rate points are codebook sizes: --rate-point)")
+    from mdic_lab.models.mdic.cli_support import train_from_cli
+
+    summary = train_from_cli(args.preset, args.out, variant=args.variant, rate_point=args.rate_point,
+                             steps=args.steps, seed=args.seed, sets=_parse_sets(args.set), resume=args.resume,
+                             verbose=args.verbose)
+    print(_json(summary))
+    return 0
+
+
 def _cmd_eval(args) -> int:
+    if _is_mdic(args.model_dir):
+        from mdic_lab.models.mdic.cli_support import evaluate_run
+
+        print(_json(evaluate_run(args.model_dir, split=args.split, limit=args.limit, csv_path=args.csv,
+                                 use_lpips=not args.no_lpips)))
+        return 0
     from mdic_lab.evaluate import evaluate
 
     if args.limit is not None and args.limit <= 0:
@@ -155,9 +176,25 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _is_mdic(model_dir) -> bool:
+    d = Path(model_dir)
+    try:
+        return json.loads((d / "config.json").read_text()).get("model_name") == "mdic"
+    except (OSError, ValueError):
+        return False
+
+
 def _cmd_compress(args) -> int:
-    _run_meta(args.model_dir)
+    meta = _run_meta(args.model_dir)
     _need_file(args.image, "image file")
+    if meta.get("model_name") == "mdic":
+        from mdic_lab.coding.container import write_bitstream
+        from mdic_lab.models.mdic.cli_support import compress_file
+
+        data, info = compress_file(args.model_dir, load_image(args.image))
+        write_bitstream(args.output, data)
+        print(json.dumps({"output": str(args.output), **info}))
+        return 0
     from mdic_lab.coding.container import write_bitstream
     from mdic_lab.train import load_model
 
@@ -177,6 +214,19 @@ def _cmd_decompress(args) -> int:
     meta = _run_meta(args.model_dir)
     data = read_bitstream(_need_file(args.file, "bitstream file"))
     unpack(data)  # structure and CRC32 are checked before any model is loaded
+    if meta.get("model_name") == "mdic":
+        if args.side is None:
+            raise CLIError("this MDIC model decodes with side information: pass --side SIDE_IMAGE "
+                           "(and --caption TEXT or --captioner BLIP2_DIR)")
+        _need_file(args.side, "side image")
+        from mdic_lab.models.mdic.cli_support import decompress_file
+
+        x_hat, caption = decompress_file(args.model_dir, data, load_image(args.side), caption=args.caption,
+                                         captioner=args.captioner, seed=args.seed,
+                                         num_inference_steps=args.num_inference_steps)
+        save_image(x_hat, args.output)
+        print(json.dumps({"output": str(args.output), "size": list(x_hat.shape[-2:]), "caption": caption}))
+        return 0
     if args.side is None and meta.get("model_name") == "ndic":
         raise CLIError("this NDIC model decodes with side information: pass --side SIDE_IMAGE")
     if args.side is not None:
@@ -197,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     t = sub.add_parser("train", help="train a codec on the synthetic stereo world")
-    t.add_argument("--model", required=True, choices=["ndic", "hyperprior"])
+    t.add_argument("--model", required=True, choices=["ndic", "hyperprior", "mdic"])
     t.add_argument("--preset", default="lab", help="smoke | lab | paper")
     t.add_argument("--lmbda", type=float, help="λ of R + λ·255²·MSE")
     t.add_argument("--steps", type=int, help="total optimiser steps")
@@ -205,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--alpha", type=float, help="NDIC α (Eq. 4)")
     t.add_argument("--beta", type=float, help="NDIC β (Eq. 4)")
     t.add_argument("--prior", help="NDIC entropy model of v_x: factorized | hyperprior")
+    t.add_argument("--variant", default="full", help="MDIC ablation variant: full | no_text | no_ts | no_g1g2 | "
+                   "no_g2 | no_zd | no_zd_zxc")
+    t.add_argument("--rate-point", type=int, help="MDIC rate point (codebook size index of the preset)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any model/train config field")
     t.add_argument("--out", required=True, help="run folder (config.json, metrics.csv, checkpoint.pt)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
@@ -229,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("model_dir")
     d.add_argument("file")
     d.add_argument("--side", help="side image (required by NDIC)")
+    d.add_argument("--caption", help="MDIC: caption of the side image (else --captioner computes it)")
+    d.add_argument("--captioner", help="MDIC: local BLIP-2 folder (or cached hub id) captioning the side image")
+    d.add_argument("--seed", type=int, default=0, help="MDIC: the decoder's DDIM start-noise seed")
+    d.add_argument("--num-inference-steps", type=int, help="MDIC: DDIM steps (default: the model's, 10)")
     d.add_argument("-o", "--output", required=True)
     d.set_defaults(func=_cmd_decompress)
     return p

@@ -1,0 +1,146 @@
+"""MDIC next to NDIC on the lab preset: training speed, coding speed, memory, coded rate, quality.
+
+Prints one JSON object per model with ``model``, ``train_steps_per_s``, ``encode_s``,
+``decode_s_5_steps``, ``decode_s_10_steps`` (MDIC's DDIM steps; NDIC has none and reports
+``decode_s`` under both keys' place as ``null`` plus ``decode_s``), ``peak_mem_mb`` (peak
+resident memory of the process that trained and coded that model, so each model runs in its
+own child process), ``bpp`` (CODED: container bytes × 8 / pixels), ``bpp_estimated``,
+``psnr``, ``ms_ssim`` (means over ``--n-eval`` synthetic test pairs at 128×256).
+
+Usage::
+
+    python benchmarks/mdic.py --quick                    # a few training steps per model (minutes)
+    python benchmarks/mdic.py --mdic-run RUN --ndic-run RUN   # trained runs: measure speed and quality
+
+Training speed is measured on fresh steps either way (``--train-steps``; with a run folder the
+steps are taken in a scratch folder, the run is not modified).  Times are wall-clock seconds
+on this machine with ``--threads`` torch threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _mean(v):
+    v = [float(x) for x in v if x == x]
+    return sum(v) / len(v) if v else float("nan")
+
+
+def bench_mdic(args) -> dict:
+    import torch
+
+    from mdic_lab import metrics as M
+    from mdic_lab.data.synthetic import SyntheticStereo
+    from mdic_lab.models.mdic import MDICConfig
+    from mdic_lab.models.mdic.training import MDICTrainConfig, load_trained, train_mdic
+
+    cfg = MDICConfig.preset("lab")
+    with tempfile.TemporaryDirectory() as tmp:
+        tcfg = MDICTrainConfig.preset("lab", steps=args.train_steps, train_length=args.train_length,
+                                      ckpt_every=10 ** 6, log_every=10 ** 6, num_threads=args.threads)
+        from mdic_lab.models.mdic.training import LatentBank, build_backbone
+
+        bb = build_backbone(cfg, "lab", progress=False)
+        ds_train = SyntheticStereo("train", size=cfg.image_size, length=args.train_length)
+        bank = LatentBank(ds_train, bb)
+        t0 = time.perf_counter()
+        train_mdic(cfg, tcfg, Path(tmp) / "run", preset="lab", dataset=bank, backbone=bb, progress=False)
+        steps_per_s = args.train_steps / (time.perf_counter() - t0)
+        model, _ = load_trained(args.mdic_run if args.mdic_run else Path(tmp) / "run")
+    torch.set_num_threads(args.threads)
+    ds = SyntheticStereo("test", size=tuple(model.config.image_size), length=args.n_eval)
+    enc, d5, d10, bpp, psnr, ms = [], [], [], [], [], []
+    for i in range(args.n_eval):
+        it = ds[i]
+        x, y = it["left"][None], it["right"][None]
+        t0 = time.perf_counter()
+        s = model.compress(x)["strings"]
+        t1 = time.perf_counter()
+        model.decompress(s, y, [it["caption"]], seed=0, num_inference_steps=5)
+        t2 = time.perf_counter()
+        xh = model.decompress(s, y, [it["caption"]], seed=0, num_inference_steps=10)
+        t3 = time.perf_counter()
+        enc.append(t1 - t0), d5.append(t2 - t1), d10.append(t3 - t2)
+        bpp.append(model.bpp(s)[0]), psnr.append(float(M.psnr(xh, x))), ms.append(float(M.ms_ssim(xh, x)))
+    return {"model": "mdic", "preset": "lab", "weights": args.mdic_run or f"{args.train_steps} fresh steps",
+            "train_steps_per_s": steps_per_s, "train_batch": tcfg.batch_size, "encode_s": _mean(enc),
+            "decode_s_5_steps": _mean(d5), "decode_s_10_steps": _mean(d10), "peak_mem_mb": _peak_mb(),
+            "bpp": _mean(bpp), "psnr": _mean(psnr), "ms_ssim": _mean(ms), "n_eval": args.n_eval,
+            "threads": args.threads}
+
+
+def bench_ndic(args) -> dict:
+    import torch
+
+    from mdic_lab.config import get_preset
+    from mdic_lab.evaluate import evaluate_model, summarize
+    from mdic_lab.train import load_model, make_dataset, train
+
+    mcfg, tcfg = get_preset("ndic", "lab", None, {"steps": args.train_steps, "train_length": args.train_length,
+                                                   "ckpt_every": 10 ** 6, "log_every": 10 ** 6,
+                                                   "num_threads": args.threads})
+    with tempfile.TemporaryDirectory() as tmp:
+        ds_train = make_dataset("train", tcfg, length=args.train_length)
+        t0 = time.perf_counter()
+        train("ndic", mcfg, tcfg, Path(tmp) / "run", dataset=ds_train)
+        steps_per_s = args.train_steps / (time.perf_counter() - t0)
+        model, ckpt = load_model(args.ndic_run if args.ndic_run else Path(tmp) / "run")
+    torch.set_num_threads(args.threads)
+    ds = make_dataset("test", tcfg, length=args.n_eval)
+    s = summarize(evaluate_model(model, ds, limit=args.n_eval, use_lpips=False))
+    return {"model": "ndic", "preset": "lab", "weights": args.ndic_run or f"{args.train_steps} fresh steps",
+            "train_steps_per_s": steps_per_s, "train_batch": tcfg.batch_size, "encode_s": s["encode_s"],
+            "decode_s_5_steps": None, "decode_s_10_steps": None, "decode_s": s["decode_s"],
+            "peak_mem_mb": _peak_mb(), "bpp": s["bpp_coded"], "bpp_estimated": s["bpp_estimated"],
+            "psnr": s["psnr"], "ms_ssim": s["ms_ssim"], "n_eval": args.n_eval, "threads": args.threads,
+            "lmbda": ckpt["train_config"]["lmbda"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="few steps and pairs (a smoke check of the benchmark)")
+    ap.add_argument("--mdic-run", help="trained MDIC run folder (else: the freshly trained weights)")
+    ap.add_argument("--ndic-run", help="trained NDIC run folder (else: the freshly trained weights)")
+    ap.add_argument("--train-steps", type=int, default=None, help="steps timed per model (default 20; quick 4)")
+    ap.add_argument("--train-length", type=int, default=None, help="training pairs (default 128; quick 16)")
+    ap.add_argument("--n-eval", type=int, default=None, help="test pairs coded (default 8; quick 2)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", choices=["mdic", "ndic"], help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.train_steps = args.train_steps or (4 if args.quick else 20)
+    args.train_length = args.train_length or (16 if args.quick else 128)
+    args.n_eval = args.n_eval or (2 if args.quick else 8)
+    if args.only:
+        res = bench_mdic(args) if args.only == "mdic" else bench_ndic(args)
+        print("RESULT " + json.dumps(res), flush=True)
+        return 0
+    base = [sys.executable, str(Path(__file__).resolve())] + [a for a in (argv if argv is not None else sys.argv[1:])]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
+    for name in ("mdic", "ndic"):  # one process per model: peak memory is that model's
+        r = subprocess.run(base + ["--only", name], capture_output=True, text=True, env=env, cwd=ROOT)
+        lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+        if r.returncode != 0 or not lines:
+            print(json.dumps({"model": name, "error": (r.stderr or r.stdout).strip().splitlines()[-1:]}), flush=True)
+            continue
+        print(lines[-1][len("RESULT "):], flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""MG-SISM: mask-gated side-information supplementary module (MDIC Eqs. 13–14).
+
+* G1 (Eq. 13) ``ẑ_xc = G1(ẑ_x, ẑ_y ⊙ m_v)``: visual-transformer blocks over the joint
+  token sequence ``[ẑ_x tokens; (ẑ_y ⊙ m_v) tokens]`` (so an object may be found at a
+  different position in the other view -- stereo disparity); the ẑ_x tokens are read out
+  and added to ẑ_x (residual), so ẑ_xc has ẑ_x's shape.
+* G2 (Eq. 14) ``z_d = z_y + G2(z_y) ⊙ F_m(m_v)``: G2 is a small conv net extracting
+  detail features from the lossless side latent z_y, F_m embeds the mask into a
+  per-channel gate in (0, 1) (1×1 conv + sigmoid).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["G1Fusion", "G2Gate"]
+
+
+class G1Fusion(nn.Module):
+    """Eq. 13: fuse ẑ_x with the masked side latent ẑ_y ⊙ m_v into ẑ_xc ``(B, C, h, w)``.
+
+    Examples
+    --------
+    >>> g1 = G1Fusion(channels=4, num_tokens=8, d_model=16, layers=1, heads=2)
+    >>> zx = torch.randn(2, 4, 2, 4); zy = torch.randn(2, 4, 2, 4); m = torch.ones(2, 1, 2, 4)
+    >>> tuple(g1(zx, zy, m).shape)
+    (2, 4, 2, 4)
+    """
+
+    def __init__(self, channels: int, num_tokens: int, d_model: int = 64, layers: int = 2, heads: int = 4):
+        super().__init__()
+        self.channels = channels
+        self.in_x = nn.Linear(channels, d_model)
+        self.in_y = nn.Linear(channels, d_model)
+        self.pos = nn.Parameter(torch.zeros(1, num_tokens, d_model))
+        self.type_emb = nn.Parameter(torch.zeros(2, d_model))
+        nn.init.normal_(self.pos, std=0.02)
+        nn.init.normal_(self.type_emb, std=0.02)
+        layer = nn.TransformerEncoderLayer(d_model, heads, 4 * d_model, dropout=0.0, batch_first=True,
+                                           norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, channels))
+
+    def forward(self, zx_hat: torch.Tensor, zy_hat: torch.Tensor, m_v: torch.Tensor) -> torch.Tensor:
+        if zx_hat.shape != zy_hat.shape or zx_hat.ndim != 4 or zx_hat.shape[1] != self.channels:
+            raise ValueError(f"zx_hat and zy_hat must both be (B, {self.channels}, h, w), got "
+                             f"{tuple(zx_hat.shape)} and {tuple(zy_hat.shape)}")
+        b, c, h, w = zx_hat.shape
+        tx = self.in_x(zx_hat.flatten(2).transpose(1, 2)) + self.pos[:, : h * w] + self.type_emb[0]  # (B, hw, d)
+        ty = self.in_y((zy_hat * m_v).flatten(2).transpose(1, 2)) + self.pos[:, : h * w] + self.type_emb[1]
+        hx = self.blocks(torch.cat([tx, ty], 1))[:, : h * w]  # (B, hw, d): the ẑ_x tokens after fusion
+        delta = self.out(hx).transpose(1, 2).reshape(b, c, h, w)
+        return zx_hat + delta
+
+
+class G2Gate(nn.Module):
+    """Eq. 14: ``z_d = z_y + G2(z_y) ⊙ F_m(m_v)``.
+
+    Examples
+    --------
+    With an all-zero mask the gate F_m is σ(bias) and z_d differs from z_y only through G2:
+
+    >>> g2 = G2Gate(channels=4, hidden=8)
+    >>> zy = torch.randn(1, 4, 2, 3)
+    >>> tuple(g2(zy, torch.zeros(1, 1, 2, 3)).shape)
+    (1, 4, 2, 3)
+    """
+
+    def __init__(self, channels: int, hidden: int = 32):
+        super().__init__()
+        self.g2 = nn.Sequential(nn.Conv2d(channels, hidden, 3, padding=1), nn.SiLU(),
+                                nn.Conv2d(hidden, channels, 3, padding=1))
+        self.f_m = nn.Sequential(nn.Conv2d(1, hidden, 3, padding=1), nn.SiLU(), nn.Conv2d(hidden, channels, 1),
+                                 nn.Sigmoid())
+
+    def forward(self, z_y: torch.Tensor, m_v: torch.Tensor) -> torch.Tensor:
+        if m_v.ndim != 4 or m_v.shape[1] != 1 or m_v.shape[-2:] != z_y.shape[-2:]:
+            raise ValueError(f"m_v must be (B, 1, h, w) matching z_y {tuple(z_y.shape)}, got {tuple(m_v.shape)}")
+        return z_y + self.g2(z_y) * self.f_m(m_v)
