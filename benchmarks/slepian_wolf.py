@@ -8,14 +8,18 @@ CRC included), ``h_x_given_y`` (= h(p)), ``ratio`` (rate / H(X|Y)), ``ber`` (bit
 over all simulated source bits), ``bits``, ``failures``, ``attempts``, ``seconds`` (decoder
 wall time only), ``mbit_per_s`` (source bits per second of decoder wall time, one
 thread), ``cpu_seconds`` and ``mbit_per_cpu_s`` (the same over the decoder's CPU time,
-which stays meaningful when the machine is shared).
+which stays meaningful when the machine is shared), plus the decoder settings
+(``algorithm, warm_start, max_iter, stall, start_margin``).  The ``ldpc`` package decoder
+runs through the same rate ladder (same matrices, same blocks, same max_iter; no
+stall rule, no warm start); ``--ldpc-bits`` lets it decode only the first blocks of
+the same data, because it is ~20x slower.
 
 A last line per run summarises the targets of issue 3 (``"kind": "targets"``).
 
 Usage::
 
     NUMBA_NUM_THREADS=1 python benchmarks/slepian_wolf.py --quick     # < 1 minute
-    NUMBA_NUM_THREADS=1 python benchmarks/slepian_wolf.py             # full targets
+    NUMBA_NUM_THREADS=1 python benchmarks/slepian_wolf.py --ldpc-bits 2e5   # full targets
 """
 
 from __future__ import annotations
@@ -43,10 +47,18 @@ def main(argv=None) -> int:
     ap.add_argument("--levels", type=int, help="rate levels of the LDPCA code (default 100; quick 50)")
     ap.add_argument("--bits", type=float, help="source bits per p and decoder (default 1e6; quick 2e4)")
     ap.add_argument("--p", type=str, help="comma-separated crossover probabilities")
-    ap.add_argument("--lam", default="rsu_dl8_stable", help="variable degree distribution")
+    ap.add_argument("--lam", default="ldpca_d15", help="variable degree distribution")
     ap.add_argument("--decoders", default="ours,ldpc", help="comma-separated: ours, ldpc")
-    ap.add_argument("--max-iter", type=int, default=100)
+    ap.add_argument("--max-iter", type=int, default=200)
     ap.add_argument("--stall", type=int, default=20)
+    ap.add_argument("--algorithm", default="sum_product_table",
+                    choices=["sum_product_table", "sum_product", "min_sum"],
+                    help="check-node rule of our decoder (default: sum-product, phi from a table)")
+    ap.add_argument("--no-warm-start", action="store_true",
+                    help="restart BP from zero messages at every level (default: resume)")
+    ap.add_argument("--ldpc-bits", type=float,
+                    help="source bits for the ldpc package decoder (default: same as --bits); "
+                         "it runs on the first blocks of the same data")
     ap.add_argument("--start-margin", type=int, default=2,
                     help="start each block at max(h-level, previous level - margin); -1 = always h-level")
     ap.add_argument("--seed", type=int, default=0)
@@ -67,11 +79,14 @@ def main(argv=None) -> int:
                       "build_seconds": round(build, 2),
                       "numba_threads": os.environ.get("NUMBA_NUM_THREADS")}), flush=True)
     rows = []
+    ldpc_blocks = n_blocks if args.ldpc_bits is None else max(1, int(round(args.ldpc_bits / n)))
     for p in ps:
         for dec in decoders:
-            row = simulate_adaptive(code, p, n_blocks, seed=args.seed + 1, decoder=dec,
+            row = simulate_adaptive(code, p, n_blocks if dec == "ours" else ldpc_blocks,
+                                    seed=args.seed + 1, decoder=dec,
                                     max_iter=args.max_iter, stall=args.stall,
-                                    start_margin=None if args.start_margin < 0 else args.start_margin)
+                                    start_margin=None if args.start_margin < 0 else args.start_margin,
+                                    warm_start=not args.no_warm_start, algorithm=args.algorithm)
             rows.append(row)
             print(json.dumps(row), flush=True)
     ours = [r for r in rows if r["decoder"] == "ours"]

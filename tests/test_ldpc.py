@@ -102,7 +102,7 @@ def test_noiseless_side_information_decodes_instantly(H_half):
         assert np.array_equal(res.x_hat, x)
 
 
-@pytest.mark.parametrize("algorithm", ["sum_product", "min_sum"])
+@pytest.mark.parametrize("algorithm", ["sum_product", "min_sum", "sum_product_table"])
 def test_success_means_syndrome_satisfied(H_half, algorithm):
     g = tanner_graph(H_half)
     rng = np.random.default_rng(2)
@@ -119,6 +119,34 @@ def test_success_means_syndrome_satisfied(H_half, algorithm):
                 n_fail += 1
                 assert not np.array_equal(syndrome(g, x_hat), s)
     assert n_ok > 0 and n_fail > 0  # both branches were exercised
+
+
+def test_phi_table_matches_closed_form():
+    from toy_sources.codes.ldpc import _PHI_BASE, _PHI_SHIFT, _PHI_TAB
+
+    t = np.geomspace(1e-6, 25.0, 2000)
+    k = (t.view(np.int64) >> _PHI_SHIFT) - _PHI_BASE
+    exact = -np.log(np.tanh(t / 2))
+    # cells are <= t/128 wide, read at their geometric midpoint: |phi'(t)| t * 0.4 % bounds the error
+    err = np.abs(_PHI_TAB[k] - exact)
+    assert np.all(err <= 0.004 * np.abs(np.gradient(exact, t)) * t + 1e-12)
+    assert np.allclose(-np.log(np.tanh(exact / 2)), t, rtol=1e-6)
+
+
+def test_table_and_exact_sum_product_decide_alike(H_half):
+    g = tanner_graph(H_half)
+    rng = np.random.default_rng(12)
+    agree = 0
+    for p in (0.06, 0.09, 0.1):
+        for _ in range(4):
+            x, y = sample_dsbs(1000, p, rng)
+            s = syndrome(g, x)
+            a = decode_syndrome(g, s, dsbs_llr(y, p), 60, algorithm="sum_product")
+            b = decode_syndrome(g, s, dsbs_llr(y, p), 60, algorithm="sum_product_table")
+            agree += a.success == b.success
+            if a.success and b.success:
+                assert np.array_equal(a.x_hat, b.x_hat)
+    assert agree >= 11
 
 
 def test_decoder_corrects_at_low_noise(H_half):
@@ -193,6 +221,51 @@ def test_merged_syndrome_is_syndrome_of_merged_matrix(small_ldpca):
         assert code.merged_matrix(level).nnz == code.H0.nnz
 
 
+def test_level_graph_and_edge_map_match_merged_matrix(small_ldpca):
+    code = small_ldpca
+    H0 = sp.csr_matrix(code.H0)
+    h0_rows = np.repeat(np.arange(code.n), np.diff(H0.indptr))
+    for level in (1, 13, 37, 50):
+        g, ref = code.graph(level), tanner_graph(code.merged_matrix(level))
+        assert np.array_equal(g.chk_ptr, ref.chk_ptr) and np.array_equal(g.edge_var, ref.edge_var)
+        emap = code.edge_map(level)
+        # every merged edge is one H0 edge: same variable, a row inside its merged group
+        assert np.array_equal(H0.indices[emap], g.edge_var)
+        pos = code.positions(level)
+        check_of_edge = np.repeat(np.arange(g.m), np.diff(g.chk_ptr))
+        assert np.array_equal(np.searchsorted(pos, h0_rows[emap]), check_of_edge)
+        assert np.unique(emap).size == H0.nnz
+
+
+def test_warm_start_decodes_and_matches_cold_start_rate(small_ldpca):
+    code = small_ldpca
+    rng = np.random.default_rng(9)
+    for p in (0.04, 0.1):
+        x, y = sample_dsbs(code.n, p, rng)
+        llr = dsbs_llr(y, p)
+        warm = code.decode(code.encode(x), llr, warm_start=True)
+        cold = code.decode(code.encode(x), llr, warm_start=False)
+        assert warm.success and np.array_equal(warm.x_hat, x)
+        assert cold.success and np.array_equal(cold.x_hat, x)
+        assert abs(warm.level - cold.level) <= 3
+
+
+def test_c2v_warm_start_argument(H_half):
+    g = tanner_graph(H_half)
+    rng = np.random.default_rng(10)
+    x, y = sample_dsbs(g.n, 0.03, rng)
+    s = syndrome(g, x)
+    c2v = np.zeros(g.n_edges)
+    r1 = decode_syndrome(g, s, dsbs_llr(y, 0.03), 50, c2v=c2v)
+    assert r1.success and np.array_equal(r1.x_hat, x)
+    assert np.any(c2v != 0)  # final messages written back
+    # resuming from converged messages: already consistent, no iteration needed
+    r2 = decode_syndrome(g, s, dsbs_llr(y, 0.03), 50, c2v=c2v)
+    assert r2.success and r2.iterations == 0 and np.array_equal(r2.x_hat, x)
+    with pytest.raises(ValueError, match="c2v must be a float64 array"):
+        decode_syndrome(g, s, dsbs_llr(y, 0.03), 5, c2v=np.zeros(3))
+
+
 def test_rate_adaptive_easy_case(small_ldpca):
     code = small_ldpca
     rng = np.random.default_rng(6)
@@ -217,7 +290,7 @@ def test_rate_adaptive_rate_grows_with_noise(small_ldpca):
 def test_ldpca_input_errors(small_ldpca):
     with pytest.raises(ValueError, match="must be a multiple of levels"):
         LDPCACode(1001, levels=50)
-    with pytest.raises(ValueError, match="use n >= 8 \\* levels"):
+    with pytest.raises(ValueError, match="use n >= 15 \\* levels"):
         LDPCACode(700, levels=100)
     with pytest.raises(ValueError, match="level must be an int in \\[1, 50\\]"):
         small_ldpca.positions(51)
@@ -258,17 +331,48 @@ def test_full_length_residual_ber_target():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="issue 3 targets not reached yet: measured rate/H(X|Y) ~1.16 at p = 0.1 "
-    "(target 1.10), up to ~1.3-1.4 at p = 0.02-0.05 (target 1.15), throughput far below "
-    "1 Mbit/s; see the report / benchmarks/slepian_wolf.py",
-    strict=False,
-)
-def test_full_length_rate_targets():
+def test_full_length_rate_within_15_percent_for_p_005_to_015():
+    """Met part of the sweep target: rate/H(X|Y) <= 1.15 and BER <= 1e-4 for p in [0.05, 0.15]."""
     code = cached_ldpca_code(10_000, 100)
-    r10 = simulate_adaptive(code, 0.10, 100, seed=12, start_margin=2)
-    assert r10["ratio"] <= 1.10 and r10["ber"] <= 1e-4
-    for p in (0.02, 0.05, 0.15):
+    for p in (0.05, 0.15):
         r = simulate_adaptive(code, p, 100, seed=12, start_margin=2)
-        assert r["ratio"] <= 1.15 and r["ber"] <= 1e-4
-    assert r10["mbit_per_cpu_s"] >= 1.0
+        assert r["bits"] >= 10**6 and r["ber"] <= 1e-4
+        assert r["ratio"] <= 1.15
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="issue 3 target missed: benchmark (n = 1e4, 1e6 bits) measured rate/H(X|Y) = 1.115 "
+    "at p = 0.1 (target 1.10); 1.115 also with 200 levels",
+    strict=True,
+)
+def test_full_length_rate_target_at_p01():
+    code = cached_ldpca_code(10_000, 100)
+    r = simulate_adaptive(code, 0.10, 100, seed=12, start_margin=2)
+    assert r["ber"] <= 1e-4
+    assert r["ratio"] <= 1.10
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="issue 3 target missed at p = 0.02: measured rate/H(X|Y) = 1.49 (target 1.15; "
+    "p = 0.05 ... 0.15 measure 1.12-1.15): the merged low-rate graphs violate BP stability",
+    strict=True,
+)
+def test_full_length_rate_target_at_p002():
+    code = cached_ldpca_code(10_000, 100)
+    r = simulate_adaptive(code, 0.02, 100, seed=12, start_margin=2)
+    assert r["ber"] <= 1e-4
+    assert r["ratio"] <= 1.15
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="issue 3 target missed: measured 0.16-0.25 Mbit per CPU-second (rate-adaptive, "
+    "~3 BP attempts per block) against 1 Mbit/s",
+    strict=True,
+)
+def test_full_length_throughput_target():
+    code = cached_ldpca_code(10_000, 100)
+    r = simulate_adaptive(code, 0.10, 100, seed=12, start_margin=2)
+    assert r["mbit_per_cpu_s"] >= 1.0

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from toy_sources.bounds import binary_entropy
 from toy_sources.codes.ldpc import decode_syndrome, dsbs_llr, syndrome, tanner_graph
 from toy_sources.codes.ldpc_accumulate import LDPCACode
+from toy_sources.codes.ldpc_matrix import resolve_degree_distribution
 
 DECODERS = ("ours", "ldpc")
 
@@ -52,7 +53,7 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("MDIC_LAB_CACHE", Path.home() / ".cache" / "mdic_lab")) / "ldpc"
 
 
-def cached_ldpca_code(n: int, levels: int = 100, lam="rsu_dl8_stable", seed: int = 0,
+def cached_ldpca_code(n: int, levels: int = 100, lam="ldpca_d15", seed: int = 0,
                       crc_bits: int = 16, cache: bool = True) -> LDPCACode:
     """:class:`LDPCACode` whose PEG base matrix is cached on disk (``$MDIC_LAB_CACHE``).
 
@@ -94,8 +95,9 @@ class PypiSyndromeBP:
 
 
 def simulate_adaptive(code: LDPCACode, p: float, n_blocks: int, seed: int = 0,
-                      decoder: str = "ours", max_iter: int = 100, stall: int = 20,
-                      start_margin=None, algorithm: str = "sum_product") -> dict:
+                      decoder: str = "ours", max_iter: int = 200, stall: int = 20,
+                      start_margin=None, algorithm: str = "sum_product_table",
+                      warm_start: bool = True) -> dict:
     """Rate-adaptive SW coding of ``n_blocks`` DSBS blocks; returns measured figures.
 
     Returns a dict with ``decoder, p, n, rate`` (mean bits sent per source bit, CRC
@@ -125,13 +127,16 @@ def simulate_adaptive(code: LDPCACode, p: float, n_blocks: int, seed: int = 0,
         llr = dsbs_llr(y, p)
         timer = [0.0, 0.0]
         if decoder == "ours":
-            def level_decoder(level, s):
-                g = code.graph(level)  # cached; built outside the timer
+            bp = code.level_decoder(llr, max_iter=max_iter, stall=stall, algorithm=algorithm,
+                                    warm_start=warm_start)
+
+            def level_decoder(level, s, bp=bp):
+                code.graph(level)  # cached; built outside the timer
                 t0, c0 = time.perf_counter(), time.process_time()
-                r = decode_syndrome(g, s, llr, max_iter, stall=stall, algorithm=algorithm)
+                out = bp(level, s)
                 timer[0] += time.perf_counter() - t0
                 timer[1] += time.process_time() - c0
-                return r.x_hat, r.success, r.iterations
+                return out
         else:
             def level_decoder(level, s):
                 if level not in pypi:
@@ -152,15 +157,19 @@ def simulate_adaptive(code: LDPCACode, p: float, n_blocks: int, seed: int = 0,
         errors += int(np.count_nonzero(res.x_hat != x))
         fails += int(not res.success)
         attempts.append(res.attempts)
-    name = decoder if (decoder == "ldpc" or algorithm == "sum_product") else f"{decoder}-{algorithm}"
+    # both sum-product variants are "ours" (the table one is the fast default)
+    name = decoder if (decoder == "ldpc" or algorithm.startswith("sum_product")) else f"{decoder}-{algorithm}"
     return _summary(name, "adaptive", p, code.n, float(np.mean(rates)), errors,
                     int(n_blocks) * code.n, secs, failures=fails,
                     attempts=float(np.mean(attempts)), levels=code.levels,
-                    start_margin=start_margin, cpu_seconds=cpu)
+                    start_margin=start_margin, warm_start=bool(warm_start) and decoder == "ours",
+                    max_iter=int(max_iter), stall=int(stall) if decoder == "ours" else None,
+                    algorithm=algorithm if decoder == "ours" else "product_sum (ldpc.BpDecoder)",
+                    cpu_seconds=cpu)
 
 
 def simulate_fixed(H, p: float, n_blocks: int, seed: int = 0, decoder: str = "ours",
-                   max_iter: int = 100) -> dict:
+                   max_iter: int = 100, algorithm: str = "sum_product_table") -> dict:
     """Fixed-rate SW coding with one parity-check matrix ``H`` (rate ``m/n``).
 
     Same fields as :func:`simulate_adaptive`; ``failures`` counts blocks whose
@@ -178,7 +187,7 @@ def simulate_fixed(H, p: float, n_blocks: int, seed: int = 0, decoder: str = "ou
         if decoder == "ours":
             llr = dsbs_llr(y, p)
             t0, c0 = time.perf_counter(), time.process_time()
-            r = decode_syndrome(g, s, llr, max_iter)
+            r = decode_syndrome(g, s, llr, max_iter, algorithm=algorithm)
             secs += time.perf_counter() - t0
             cpu += time.process_time() - c0
             x_hat, ok = r.x_hat, r.success
@@ -229,15 +238,23 @@ def ber_waterfall(H, ps, n_blocks: int, seed: int = 0, decoder: str = "ours",
 
 
 def block_length_sweep(ns, p: float, bits: float, levels: int = 50, seed: int = 0,
-                       lam="rsu_dl8_stable", start_margin=2) -> list[dict]:
+                       lam="ldpca_d15", start_margin=2) -> list[dict]:
     """Rate-adaptive coding at crossover ``p`` for several block lengths ``ns``.
 
-    Every ``n`` gets its own LDPCA code with ``levels`` levels (``n`` must be a
-    multiple of ``levels``) and ``max(1, round(bits / n))`` blocks.
+    Every ``n`` gets its own LDPCA code with ``levels`` levels (or, for short blocks,
+    the largest divisor of ``n`` below ``levels`` that leaves at least max-degree
+    periods) and ``max(1, round(bits / n))`` blocks.
     """
+    dmax = max(resolve_degree_distribution(lam))
     out = []
     for n in ns:
-        code = cached_ldpca_code(int(n), levels, lam, seed=seed)
+        n = int(n)
+        # the largest level count <= levels that divides n and leaves >= dmax periods
+        # (a variable of degree d needs d periods, see LDPCACode)
+        lv = next((k for k in range(int(levels), 0, -1) if n % k == 0 and n // k >= dmax), None)
+        if lv is None:
+            raise ValueError(f"block length {n} is too short for variable degree {dmax}")
+        code = cached_ldpca_code(n, lv, lam, seed=seed)
         out.append(simulate_adaptive(code, p, max(1, int(round(bits / n))), seed=seed + 1,
                                      start_margin=start_margin))
     return out

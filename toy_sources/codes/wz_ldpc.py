@@ -92,14 +92,15 @@ class LDPCWynerZiv:
     """
 
     def __init__(self, step, n_planes, source: GaussianSideInfoSource, block=2000, levels=50, seed=0):
-        from .ldpc_accumulate import LDPCACode
+        from .ldpc_experiments import cached_ldpca_code
 
         if int(n_planes) != n_planes or not 1 <= n_planes <= 12:
             raise ValueError(f"n_planes must be an integer in [1, 12], got {n_planes}")
         self.L = int(n_planes)
         self.quantizer = NestedScalarQuantizer(float(step), 2**self.L)
         self.source = source
-        self.code = LDPCACode(int(block), levels=int(levels), seed=seed)
+        # PEG base matrix cached on disk ($MDIC_LAB_CACHE): built once per (block, levels, seed)
+        self.code = cached_ldpca_code(int(block), int(levels), seed=seed)
         self.block = int(block)
 
     def run(self, x, y, max_iter=100):
