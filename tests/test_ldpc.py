@@ -109,7 +109,7 @@ def test_success_means_syndrome_satisfied(H_half, algorithm):
     n_ok = n_fail = 0
     for p in (0.04, 0.08, 0.11, 0.14):  # from easy to beyond the code's threshold
         for _ in range(4):
-            x, y = sample_dsbs(1000, p, rng)
+            x, y = sample_dsbs(p, 1000, rng)
             s = syndrome(g, x)
             x_hat, ok = decode_syndrome(g, s, dsbs_llr(y, p), 60, algorithm=algorithm)
             if ok:
@@ -139,7 +139,7 @@ def test_table_and_exact_sum_product_decide_alike(H_half):
     agree = 0
     for p in (0.06, 0.09, 0.1):
         for _ in range(4):
-            x, y = sample_dsbs(1000, p, rng)
+            x, y = sample_dsbs(p, 1000, rng)
             s = syndrome(g, x)
             a = decode_syndrome(g, s, dsbs_llr(y, p), 60, algorithm="sum_product")
             b = decode_syndrome(g, s, dsbs_llr(y, p), 60, algorithm="sum_product_table")
@@ -151,7 +151,7 @@ def test_table_and_exact_sum_product_decide_alike(H_half):
 
 def test_decoder_corrects_at_low_noise(H_half):
     rng = np.random.default_rng(3)
-    x, y = sample_dsbs(1000, 0.03, rng)  # h(0.03) = 0.19 << rate 0.5
+    x, y = sample_dsbs(0.03, 1000, rng)  # h(0.03) = 0.19 << rate 0.5
     res = decode_syndrome(H_half, syndrome(H_half, x), dsbs_llr(y, 0.03))
     assert res.success and np.array_equal(res.x_hat, x) and res.iterations > 0
 
@@ -185,7 +185,7 @@ def test_ldpc_package_agrees_on_easy_blocks(H_half):
     rng = np.random.default_rng(4)
     theirs = PypiSyndromeBP(H_half, 0.03, max_iter=50)
     for _ in range(3):
-        x, y = sample_dsbs(1000, 0.03, rng)
+        x, y = sample_dsbs(0.03, 1000, rng)
         s = syndrome(H_half, x)
         x1, ok1 = decode_syndrome(H_half, s, dsbs_llr(y, 0.03), 50)
         x2, ok2, _ = theirs(s, y)
@@ -241,7 +241,7 @@ def test_warm_start_decodes_and_matches_cold_start_rate(small_ldpca):
     code = small_ldpca
     rng = np.random.default_rng(9)
     for p in (0.04, 0.1):
-        x, y = sample_dsbs(code.n, p, rng)
+        x, y = sample_dsbs(p, code.n, rng)
         llr = dsbs_llr(y, p)
         warm = code.decode(code.encode(x), llr, warm_start=True)
         cold = code.decode(code.encode(x), llr, warm_start=False)
@@ -253,7 +253,7 @@ def test_warm_start_decodes_and_matches_cold_start_rate(small_ldpca):
 def test_c2v_warm_start_argument(H_half):
     g = tanner_graph(H_half)
     rng = np.random.default_rng(10)
-    x, y = sample_dsbs(g.n, 0.03, rng)
+    x, y = sample_dsbs(0.03, g.n, rng)
     s = syndrome(g, x)
     c2v = np.zeros(g.n_edges)
     r1 = decode_syndrome(g, s, dsbs_llr(y, 0.03), 50, c2v=c2v)
@@ -270,7 +270,7 @@ def test_rate_adaptive_easy_case(small_ldpca):
     code = small_ldpca
     rng = np.random.default_rng(6)
     p = 0.03
-    x, y = sample_dsbs(code.n, p, rng)
+    x, y = sample_dsbs(p, code.n, rng)
     res = code.decode(code.encode(x), dsbs_llr(y, p))
     assert res.success and np.array_equal(res.x_hat, x)
     assert res.rate == pytest.approx(code.rate(res.level))

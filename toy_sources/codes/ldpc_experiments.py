@@ -29,24 +29,9 @@ from toy_sources.bounds import binary_entropy
 from toy_sources.codes.ldpc import decode_syndrome, dsbs_llr, syndrome, tanner_graph
 from toy_sources.codes.ldpc_accumulate import LDPCACode
 from toy_sources.codes.ldpc_matrix import resolve_degree_distribution
+from toy_sources.sources import sample_dsbs  # re-exported: the notebook and tests import it from here
 
 DECODERS = ("ours", "ldpc")
-
-
-def sample_dsbs(n: int, p: float, rng) -> tuple[np.ndarray, np.ndarray]:
-    """One block of the DSBS: ``x`` uniform bits, ``y = x XOR Bern(p)``.
-
-    Examples
-    --------
-    >>> x, y = sample_dsbs(1000, 0.0, np.random.default_rng(0))
-    >>> bool((x == y).all()), x.dtype.name
-    (True, 'uint8')
-    """
-    if not 0.0 <= float(p) <= 0.5:
-        raise ValueError(f"crossover p must be in [0, 0.5], got {p}")
-    x = rng.integers(0, 2, int(n), dtype=np.uint8)
-    y = x ^ (rng.random(int(n)) < p).astype(np.uint8)
-    return x, y
 
 
 def _cache_dir() -> Path:
@@ -122,7 +107,7 @@ def simulate_adaptive(code: LDPCACode, p: float, n_blocks: int, seed: int = 0,
     prev_level = None
     cpu = 0.0
     for _ in range(int(n_blocks)):
-        x, y = sample_dsbs(code.n, p, rng)
+        x, y = sample_dsbs(p, code.n, rng)
         feed = code.encode(x)
         llr = dsbs_llr(y, p)
         timer = [0.0, 0.0]
@@ -182,7 +167,7 @@ def simulate_fixed(H, p: float, n_blocks: int, seed: int = 0, decoder: str = "ou
     dec = PypiSyndromeBP(H, p, max_iter) if decoder == "ldpc" else None
     errors, fails, secs, cpu = 0, 0, 0.0, 0.0
     for _ in range(int(n_blocks)):
-        x, y = sample_dsbs(g.n, p, rng)
+        x, y = sample_dsbs(p, g.n, rng)
         s = syndrome(g, x)
         if decoder == "ours":
             llr = dsbs_llr(y, p)
