@@ -43,8 +43,12 @@ def declared_parameters(path: Path) -> set[str]:
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
             tree = ast.parse(cell.source)
-            return {t.id for node in tree.body if isinstance(node, ast.Assign)
-                    for t in node.targets if isinstance(t, ast.Name)}
+            targets = [t for node in tree.body if isinstance(node, ast.Assign) for t in node.targets]
+            names = set()
+            for t in targets:  # `a = 1` and `a, b = 1, 2`
+                elts = t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]
+                names |= {e.id for e in elts if isinstance(e, ast.Name)}
+            return names
     raise ValueError(f"{path.name}: no code cell tagged 'parameters'")
 
 
