@@ -73,10 +73,9 @@ def save_image(x, path) -> None:
     from PIL import Image
 
     arr = (x[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(arr).save(tmp)
-    os.replace(tmp, path)
+    from mdic_lab.atomic import atomic_write
+
+    atomic_write(path, lambda fh: Image.fromarray(arr).save(fh, format="PNG"), binary=True)
 
 
 def _json(obj) -> str:

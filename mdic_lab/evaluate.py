@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from mdic_lab.atomic import atomic_write
 from mdic_lab.coding.bpp import bpp_from_bytes, bpp_from_likelihoods
 from mdic_lab.train import load_model, make_dataset
 from mdic_lab.config import config_from_dict
@@ -100,17 +99,14 @@ def summarize(rows: list[dict]) -> dict:
 
 def write_csv(rows: list[dict], path) -> Path:
     """Write the rows atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w", newline="") as f:
+
+    def write(f):
         w = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in EVAL_FIELDS})
-    os.replace(tmp, path)
-    return path
+
+    return atomic_write(path, write, newline="")
 
 
 def evaluate(model_dir, split: str = "test", limit: int | None = None, csv_path=None, *,

@@ -19,13 +19,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from mdic_lab.atomic import atomic_torch_save, atomic_write_text
 from mdic_lab.config import (
     MODEL_CONFIGS,
     TrainConfig,
@@ -34,7 +33,7 @@ from mdic_lab.config import (
 )
 from mdic_lab.models.baselines import MODEL_CLASSES, build_model
 
-__all__ = ["PairBank", "atomic_torch_save", "atomic_write_text", "train", "train_sweep", "run_name", "load_checkpoint", "load_model", "make_dataset", "CSV_FIELDS", "CHECKPOINT", "RunError"]
+__all__ = ["PairBank", "train", "train_sweep", "run_name", "load_checkpoint", "load_model", "make_dataset", "CSV_FIELDS", "CHECKPOINT", "RunError"]
 
 CHECKPOINT = "checkpoint.pt"
 CSV_FIELDS = ["step", "loss", "bpp_estimated", "mse", "psnr", "r_y", "r_w", "mse_side", "lr", "elapsed_s"]
@@ -50,27 +49,6 @@ def make_dataset(split: str, train_cfg: TrainConfig, length: int | None = None, 
 
     return SyntheticStereo(split, seed=train_cfg.data_seed, size=tuple(train_cfg.image_size),
                            length=length, cache_dir=cache_dir)
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=Path(path).name, suffix=".tmp")
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 class PairBank:
@@ -95,9 +73,6 @@ class PairBank:
         return {"left": self.left[i].float() / 255.0, "right": self.right[i].float() / 255.0}
 
 
-#: Public names of the atomic writers (temporary file + ``os.replace``), shared with other trainers.
-atomic_torch_save = _atomic_torch_save
-atomic_write_text = _atomic_write_text
 
 
 def _batch(dataset, idx, crop, gen: torch.Generator):
@@ -216,7 +191,7 @@ def train(model_name: str, model_cfg, train_cfg: TrainConfig, out_dir, *, datase
             opt.load_state_dict(ckpt["optimizer"])
             gen.set_state(ckpt["generator_state"])
             step, elapsed = int(ckpt["step"]), float(ckpt["elapsed_s"])
-        _atomic_write_text(out / "config.json", json.dumps(meta, indent=2))
+        atomic_write_text(out / "config.json", json.dumps(meta, indent=2))
         if dataset is None:
             dataset = make_dataset("train", train_cfg, length=train_cfg.train_length)
         if not isinstance(dataset, PairBank):
@@ -225,10 +200,10 @@ def train(model_name: str, model_cfg, train_cfg: TrainConfig, out_dir, *, datase
         rows = _read_rows(csv_path, step)
 
         def save():
-            _atomic_torch_save({**meta, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+            atomic_torch_save({**meta, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                                 "generator_state": gen.get_state(), "step": step, "elapsed_s": elapsed}, ckpt_path)
             lines = [",".join(CSV_FIELDS)] + [",".join(str(r[k]) for k in CSV_FIELDS) for r in rows]
-            _atomic_write_text(csv_path, "\n".join(lines) + "\n")
+            atomic_write_text(csv_path, "\n".join(lines) + "\n")
 
         model.train()
         t_start = time.perf_counter() - elapsed

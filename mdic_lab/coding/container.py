@@ -43,12 +43,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mdic_lab.atomic import atomic_write_bytes
 
 from .errors import BitstreamError
 
@@ -339,20 +339,7 @@ def write_bitstream(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder + ``os.replace``)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(bytes(data))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_bytes(path, data)
 
 
 def read_bitstream(path) -> bytes:

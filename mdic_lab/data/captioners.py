@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._files import atomic_write
+from mdic_lab.atomic import atomic_write
 
 __all__ = [
     "OracleCaptioner",

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write
+from mdic_lab.atomic import atomic_write
 from . import raster
 from .describe import describe_view
 from .imageio import to_chw_float

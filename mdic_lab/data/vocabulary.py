@@ -33,7 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from ._files import atomic_write
+from mdic_lab.atomic import atomic_write
 
 __all__ = [
     "OBJECT_LEXICON",

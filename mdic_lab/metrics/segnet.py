@@ -480,7 +480,7 @@ def train_segnet(config: SegNetConfig, progress: bool = False, data_cache_dir=No
 
 
 def _save(net: SegNet, path: Path) -> None:
-    from mdic_lab.data._files import atomic_write
+    from mdic_lab.atomic import atomic_write
     from mdic_lab.data.synthetic import GENERATOR_ID
 
     blob = {"format": _FORMAT, "generator_id": GENERATOR_ID, "config": net.config.to_dict(),

@@ -189,15 +189,15 @@ def _set_rng_state(state: dict, gens: dict) -> None:
 
 def _atomic_save(obj, path: Path) -> None:
     """torch.save to a temp file in the same folder, then os.replace (the project's helper)."""
-    import mdic_lab.train as T
+    from mdic_lab.atomic import atomic_torch_save
 
-    (getattr(T, "atomic_torch_save", None) or T._atomic_torch_save)(obj, path)
+    atomic_torch_save(obj, path)
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    import mdic_lab.train as T
+    from mdic_lab.atomic import atomic_write_text
 
-    (getattr(T, "atomic_write_text", None) or T._atomic_write_text)(path, text)
+    atomic_write_text(path, text)
 
 
 def load_trained(path, backbone=None):
