@@ -470,3 +470,74 @@ def test_synthetic_stereo_batch_with_vocabulary():
     assert torch.isfinite(out["loss"]) and float(out["mask"].detach()) > 0
     out["loss"].backward()
     assert m.mask_generator.conv[0].weight.grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- anchored decoder
+ANCHORED = dict(prediction_type="sample", decoder_anchor=True, train_timesteps="inference")
+
+
+def make_anchored(variant="full", seed=0):
+    from mdic_lab.models.mdic.model import MDIC
+
+    torch.manual_seed(seed)  # parameter init only
+    m = MDIC(TINY.replace(variant=variant, **ANCHORED))
+    with torch.no_grad():
+        torch.nn.init.normal_(m.backbone.unet.conv_in.weight, std=0.3)
+    return m
+
+
+def test_anchored_config_errors():
+    with pytest.raises(ValueError, match="prediction_type='sample'"):
+        TINY.replace(decoder_anchor=True)
+    with pytest.raises(ValueError, match="unknown train_timesteps 'all'"):
+        TINY.replace(train_timesteps="all")
+    assert MDICConfig.preset("lab").decoder_anchor == (MDICConfig.preset("lab").prediction_type == "sample")
+
+
+@pytest.mark.parametrize("variant", ["full", "no_zd", "no_zd_zxc"])
+def test_anchor_respects_the_zd_switches(variant):
+    """The anchor reads the variant's visual channels only: no z_d for no_zd, no side info for no_zd_zxc."""
+    m = make_anchored(variant).eval()
+    batch = make_batch(0)
+    with torch.no_grad():
+        _, _, vq_x = m.encode_x(batch["left"])
+        parts = m.decoder_side(vq_x.z_q, batch["right"], batch["caption"])
+        a1 = m.anchor(m.condition(parts)[0])
+        a2 = m.anchor(m.condition(dict(parts, z_d=torch.randn_like(parts["z_d"])))[0])
+        a3 = m.anchor(m.condition(dict(parts, z_d=torch.randn_like(parts["z_d"]),
+                                       zxc=torch.randn_like(parts["zxc"])))[0])
+    assert a1.shape == (2, m.backbone.vae.config.latent_channels) + tuple(m.latent_grid)
+    assert torch.equal(a1, a2) == (variant != "full")
+    assert torch.equal(a1, a3) == (variant == "no_zd_zxc")
+    s = m.compress(batch["left"])["strings"]
+    other = torch.rand(batch["right"].shape, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(_decode(m, s, batch["right"], batch["caption"]),
+                       _decode(m, s, other, batch["caption"])) == (variant == "no_zd_zxc")
+
+
+def test_anchored_ddim_returns_the_anchor_when_the_correction_is_zero():
+    """x̂_0 = anchor + 0 at every step; DDIM (η = 0, ᾱ_prev = 1 at the end) then lands exactly on the anchor."""
+    from diffusers import DDIMScheduler
+
+    from mdic_lab.models.mdic.decoder import ddim_sample
+
+    m = make_anchored().eval()
+    unet = m.backbone.unet
+    with torch.no_grad():
+        unet.conv_out.weight.zero_()
+        unet.conv_out.bias.zero_()
+    sched = DDIMScheduler(num_train_timesteps=1000, prediction_type="sample", set_alpha_to_one=True, clip_sample=False)
+    c, (h, w) = m.backbone.vae.config.latent_channels, m.latent_grid
+    anchor = torch.randn(2, c, h, w, generator=torch.Generator().manual_seed(1))
+    visual = torch.randn(2, TINY.condition_channels, h, w)
+    text = torch.randn(2, 5, unet.config.cross_attention_dim)
+    z0 = ddim_sample(unet, sched, visual, text, (2, c, h, w), 4, torch.Generator().manual_seed(0), anchor=anchor)
+    torch.testing.assert_close(z0, anchor, atol=1e-5, rtol=1e-5)
+
+
+def test_anchored_forward_trains_the_anchor_head():
+    m = make_anchored().train()
+    out = m(make_batch(0), generator=torch.Generator().manual_seed(0))
+    out["loss"].backward()
+    assert torch.isfinite(out["diff"])
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.anchor_head.parameters())

@@ -186,7 +186,8 @@ def test_prediction_type_switch():
 
     with pytest.raises(ValueError, match="unknown prediction_type 'x0'"):
         SMOKE.replace(prediction_type="x0")
-    assert MDICConfig.preset("lab").prediction_type == "v_prediction"
+    lab = MDICConfig.preset("lab")
+    assert lab.prediction_type == "sample" and lab.decoder_anchor  # the anchored x_0 decoder (decoder.py)
     assert MDICConfig.preset("paper").prediction_type is None  # SD 2.1-base's own (ε)
     m = MDIC(SMOKE.replace(prediction_type="v_prediction"))
     assert m.backbone.scheduler.config.prediction_type == "v_prediction"

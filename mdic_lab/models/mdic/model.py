@@ -31,7 +31,7 @@ from mdic_lab.coding.errors import BitstreamError
 from .backbone import Backbone, freeze
 from .conditioning import build_condition
 from .config import MDICConfig
-from .decoder import ddim_sample, diffusion_loss, widen_conv_in
+from .decoder import AnchorHead, ddim_sample, diffusion_loss, inference_timesteps, widen_conv_in
 from .entropy_model import AREntropyModel
 from .hyperalign import HyperAlign
 from .mgsism import G1Fusion, G2Gate
@@ -109,6 +109,9 @@ class MDIC(nn.Module):
                                  if config.use_text_supervision else None)
         self.g1 = G1Fusion(c, n_tok, config.g1_d_model, config.g1_layers, config.g1_heads) if config.use_g1 else None
         self.g2 = G2Gate(c, config.g2_hidden) if config.use_g2 else None
+        # anchored denoiser (decoder.py): x̂_0 = A(visual) + UNet(...), A reads the variant's visual channels only
+        self.anchor_head = (AnchorHead(config.condition_channels, c_lat, config.anchor_hidden)
+                            if config.decoder_anchor else None)
         self._empty_text = None
 
     # ------------------------------------------------------------------ helpers
@@ -195,6 +198,14 @@ class MDIC(nn.Module):
         return build_condition(self.config, parts, self.latent_grid,
                                None if self.config.use_text_condition else self.empty_text())
 
+    def anchor(self, visual: torch.Tensor):
+        """``z_anchor = A(visual)`` of the anchored denoiser, or ``None`` (``decoder_anchor`` off).
+
+        It is a function of the variant's visual condition alone, so ``no_zd`` keeps z_d out of
+        it and ``no_zd_zxc`` all side information.
+        """
+        return None if self.anchor_head is None else self.anchor_head(visual)
+
     # ------------------------------------------------------------------ training
     def forward(self, batch: dict, generator: torch.Generator | None = None) -> dict:
         """All loss terms of Eqs. 19–23 for one batch.
@@ -221,7 +232,10 @@ class MDIC(nn.Module):
         parts = self.decoder_side(vq_x.z_q, batch["right"], batch["caption"], stochastic=self.training,
                                   generator=generator, z_ly=batch.get("z_right"))
         visual, text = self.condition(parts)
-        l_diff = diffusion_loss(self.backbone.unet, self.backbone.scheduler, z_lx, visual, text, generator)
+        ts = (inference_timesteps(self.backbone.scheduler, cfg.num_inference_steps)
+              if cfg.train_timesteps == "inference" else None)
+        l_diff = diffusion_loss(self.backbone.unet, self.backbone.scheduler, z_lx, visual, text, generator,
+                                anchor=self.anchor(visual), timesteps=ts)
         bits = self.entropy_model.rate_bits(vq_x.indices)  # (B,), estimated
         h, w = cfg.image_size
         rate_bpp = bits.mean() / (h * w)
@@ -310,7 +324,7 @@ class MDIC(nn.Module):
         c_lat = self.backbone.vae.config.latent_channels
         steps = self.config.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
         z0 = ddim_sample(self.backbone.unet, self.backbone.scheduler, visual, text,
-                         (indices.shape[0], c_lat) + tuple(self.latent_grid), steps, g)
+                         (indices.shape[0], c_lat) + tuple(self.latent_grid), steps, g, anchor=self.anchor(visual))
         return ((self.backbone.decode_latent(z0) + 1.0) / 2.0).clamp(0.0, 1.0)  # Eq. 18
 
     def bpp(self, strings) -> list:
