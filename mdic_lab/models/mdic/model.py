@@ -348,24 +348,11 @@ class MDIC(nn.Module):
         return self.token_grid[0] * self.token_grid[1] * math.log2(self.config.codebook_size) / (h * w)
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, path) -> "Path":
+    def save_checkpoint(self, path):
         """Write ``{model_name, config, vocabulary, state_dict}`` to ``path`` atomically (torch.save)."""
-        import os
-        import tempfile
-        from pathlib import Path
+        from mdic_lab.atomic import atomic_torch_save
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        blob = self.checkpoint_blob()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(blob, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return atomic_torch_save(self.checkpoint_blob(), path)
 
     def checkpoint_blob(self) -> dict:
         """``{model_name, config, vocabulary, vae_scaling_factor, state_dict}`` (what a checkpoint holds).

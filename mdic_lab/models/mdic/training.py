@@ -45,6 +45,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mdic_lab.atomic import atomic_torch_save, atomic_write_text
+
 from .config import PRESET_ALIASES, MDICConfig
 
 __all__ = ["MDICTrainConfig", "TRAIN_PRESETS", "train_mdic", "lr_lambda", "load_trained", "CSV_FIELDS",
@@ -190,19 +192,6 @@ def _set_rng_state(state: dict, gens: dict) -> None:
         g.set_state(state["generators"][k])
 
 
-def _atomic_save(obj, path: Path) -> None:
-    """torch.save to a temp file in the same folder, then os.replace (the project's helper)."""
-    from mdic_lab.atomic import atomic_torch_save
-
-    atomic_torch_save(obj, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    from mdic_lab.atomic import atomic_write_text
-
-    atomic_write_text(path, text)
-
-
 def load_trained(path, backbone=None):
     """``(MDIC in eval mode, checkpoint dict)`` from a run folder or its ``checkpoint.pt``."""
     from .model import MDIC
@@ -319,7 +308,7 @@ def train_mdic(config: MDICConfig, train_cfg: MDICTrainConfig, out_dir, *, prese
             _set_rng_state(ckpt["rng"][rank], gens)
             step, elapsed = int(ckpt["step"]), float(ckpt["elapsed_s"])
         if accelerator.is_main_process:
-            _atomic_text(out / "config.json", json.dumps(meta, indent=2))
+            atomic_write_text(out / "config.json", json.dumps(meta, indent=2))
         model, opt = accelerator.prepare(model, opt)  # DDP when launched with several processes
         core = accelerator.unwrap_model(model)
         rows = _read_rows(csv_path, step) if accelerator.is_main_process else []
@@ -333,9 +322,9 @@ def train_mdic(config: MDICConfig, train_cfg: MDICTrainConfig, out_dir, *, prese
             if accelerator.is_main_process:
                 blob = {**core.checkpoint_blob(), **meta, "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "step": step, "elapsed_s": elapsed, "rng": states}
-                _atomic_save(blob, ckpt_path)
+                atomic_torch_save(blob, ckpt_path)
                 lines = [",".join(CSV_FIELDS)] + [",".join(str(r[k]) for k in CSV_FIELDS) for r in rows]
-                _atomic_text(csv_path, "\n".join(lines) + "\n")
+                atomic_write_text(csv_path, "\n".join(lines) + "\n")
 
         accelerator.wait_for_everyone()
         had_checkpoint = ckpt_path.exists()  # decided before any save, identically on every process
