@@ -1,5 +1,7 @@
 """Notebook 06 (practical Wyner–Ziv) runs with small parameters; every claim holds."""
 
+from tests.notebook_claims import assert_all_claims_hold
+
 SMALL_06 = dict(
     target_rates=[0.5, 1.0, 2.0],
     coset_grid=[2, 4, 8],
@@ -19,11 +21,8 @@ SMALL_06 = dict(
 
 def test_notebook_06_practical_wyner_ziv(notebook_runner):
     m = notebook_runner("notebooks/06_practical_wyner_ziv.ipynb", **SMALL_06)
-    claims = m["claims"]
-    assert len(claims) >= 8
-    failed = [c["claim"] + f" (measured {c['measured']})" for c in claims if not c["holds"]]
-    assert not failed, f"claims that do not hold: {failed}"
-    assert m["all_claims_hold"] is True
+    assert len(m["claims"]) >= 8
+    assert_all_claims_hold(m)
     assert abs(m["high_rate_gap_db"] - m["scalar_quantizer_gap_db"]) < 0.05
     methods = {r["method"] for r in m["rows"]}
     assert {"nested_ideal_sw", "nested_marginal", "nested_ldpc_sw", "learned_marginal",

@@ -3,6 +3,8 @@ parameters and every claim of their claims table holds."""
 
 import pytest
 
+from tests.notebook_claims import assert_all_claims_hold
+
 SMALL_01 = dict(
     n_values=[4, 12],
     trials=600,
@@ -19,17 +21,9 @@ SMALL_03 = dict(
 )
 
 
-def _assert_claims(metrics):
-    claims = metrics["claims"]
-    assert claims, "notebook produced an empty claims table"
-    failed = [c["claim"] + f" (measured {c['measured']})" for c in claims if not c["holds"]]
-    assert not failed, f"claims that do not hold: {failed}"
-    assert metrics["all_claims_hold"] is True
-
-
 def test_notebook_01_slepian_wolf(notebook_runner):
     m = notebook_runner("notebooks/01_slepian_wolf.ipynb", **SMALL_01)
-    _assert_claims(m)
+    assert_all_claims_hold(m)
     assert len(m["claims"]) >= 10
     dsbs = next(v for k, v in m["regions"].items() if k.startswith("DSBS"))
     assert dsbs["H(X|Y)"] == pytest.approx(0.4689955935892812, abs=1e-12)  # h(0.1)
@@ -41,7 +35,7 @@ def test_notebook_01_slepian_wolf(notebook_runner):
 
 def test_notebook_03_multimodal_side_information(notebook_runner):
     m = notebook_runner("notebooks/03_multimodal_side_information.ipynb", **SMALL_03)
-    _assert_claims(m)
+    assert_all_claims_hold(m)
     assert len(m["claims"]) >= 15
     # the slider was really swept, and dR grows linearly with r
     d_r = [s["I(X;T|V_X)"] for s in m["sweep"]]

@@ -5,21 +5,15 @@ import pytest
 
 from toy_sources.bounds import binary_entropy, wyner_common_information_dsbs
 
+from tests.notebook_claims import assert_all_claims_hold
+
 SMALL_02 = dict(n_D=5, n_restarts=4, gauss_grid=21, n_D_gauss=2, p_values=[0.1, 0.3])
 SMALL_04 = dict(n_grid=15, n_D=4, n_restarts=4)
 
 
-def _assert_claims(metrics):
-    claims = metrics["claims"]
-    assert claims, "notebook produced an empty claims table"
-    failed = [c["claim"] + f" (measured {c['measured']})" for c in claims if not c["holds"]]
-    assert not failed, f"claims that do not hold: {failed}"
-    assert metrics["all_claims_hold"] is True
-
-
 def test_notebook_02_wyner_ziv(notebook_runner):
     m = notebook_runner("notebooks/02_wyner_ziv.ipynb", **SMALL_02)
-    _assert_claims(m)
+    assert_all_claims_hold(m)
     assert len(m["claims"]) >= 15
     b = m["binary"]
     assert len(b["D"]) == SMALL_02["n_D"] and b["max_abs_error"] < 1e-3
@@ -29,7 +23,7 @@ def test_notebook_02_wyner_ziv(notebook_runner):
 
 def test_notebook_04_common_information(notebook_runner):
     m = notebook_runner("notebooks/04_common_information.ipynb", **SMALL_04)
-    _assert_claims(m)
+    assert_all_claims_hold(m)
     assert len(m["claims"]) >= 15
     ci = m["common_information"]
     assert ci["dsbs"] == pytest.approx(wyner_common_information_dsbs(0.1), abs=1e-12)

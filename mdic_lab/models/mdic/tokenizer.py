@@ -34,7 +34,7 @@ __all__ = [
 CLIP_VOCAB_SIZE = 49408  # 2·256 byte symbols + 48894 merges + 2 specials
 SOT_ID = 49406  # <|startoftext|>
 EOT_ID = 49407  # <|endoftext|>
-MIN_VOCAB_SIZE = 1000  # anything smaller is a placeholder tokenizer, not CLIP
+MIN_VOCAB_SIZE = 1000  # anything smaller is a degenerate tokenizer, not CLIP
 _N_MERGES = 49152 - 256 - 2  # as in CLIP's simple_tokenizer.py
 
 
@@ -88,7 +88,7 @@ def check_tokenizer(tokenizer, source="tokenizer"):
         raise ValueError(
             f"tokenizer from {source} has an unusable vocabulary of {n} tokens "
             f"(expected a CLIP BPE vocabulary of ~{CLIP_VOCAB_SIZE}); offline, "
-            "CLIPTokenizer.from_pretrained(<hub id>) returns such a placeholder -- pass a local "
+            "CLIPTokenizer.from_pretrained(<hub id>) returns such a degenerate tokenizer -- pass a local "
             "directory with vocab.json/merges.txt, or path_or_hub_id=None for the bundled CLIP vocabulary"
         )
     for name in ("bos_token_id", "eos_token_id"):
