@@ -137,6 +137,21 @@ def _syndrome_core(chk_ptr, edge_var, x):  # pragma: no cover - compiled
     return s
 
 
+@njit(cache=True)
+def _decide(post, s, chk_ptr, edge_var, xhat):  # pragma: no cover - compiled
+    """Hard decisions ``xhat = [post < 0]`` (in place); return the number of checks with
+    ``(H xhat)_c != s_c`` (0: the decoded word has the received syndrome)."""
+    for i in range(post.shape[0]):
+        xhat[i] = 1 if post[i] < 0 else 0
+    unsat = 0
+    for c in range(chk_ptr.shape[0] - 1):
+        acc = s[c]
+        for e in range(chk_ptr[c], chk_ptr[c + 1]):
+            acc ^= xhat[edge_var[e]]
+        unsat += acc
+    return unsat
+
+
 def syndrome(H, x) -> np.ndarray:
     """Syndrome :math:`s = Hx \\bmod 2` (the Slepian–Wolf encoder).
 
@@ -240,15 +255,8 @@ def _bp_layered(chk_ptr, edge_var, s, llr, max_iter, mode, alpha, stall, c2v, ta
     since_best = 0
     it = 0
     unsat = m
-    for i in range(n):
-        xhat[i] = 1 if post[i] < 0 else 0
     # a syndrome-consistent prior decision needs no iteration
-    unsat = 0
-    for c in range(m):
-        acc = s[c]
-        for e in range(chk_ptr[c], chk_ptr[c + 1]):
-            acc ^= xhat[edge_var[e]]
-        unsat += acc
+    unsat = _decide(post, s, chk_ptr, edge_var, xhat)
     if unsat == 0:
         return xhat, post, 0, 0
     while it < max_iter:
@@ -352,14 +360,7 @@ def _bp_layered(chk_ptr, edge_var, s, llr, max_iter, mode, alpha, stall, c2v, ta
                     v = edge_var[e0 + j]
                     post[v] = buf[j] + out
                     c2v[e0 + j] = out
-        for i in range(n):
-            xhat[i] = 1 if post[i] < 0 else 0
-        unsat = 0
-        for c in range(m):
-            acc = s[c]
-            for e in range(chk_ptr[c], chk_ptr[c + 1]):
-                acc ^= xhat[edge_var[e]]
-            unsat += acc
+        unsat = _decide(post, s, chk_ptr, edge_var, xhat)
         if unsat == 0:
             break
         if unsat < best_unsat:
