@@ -87,25 +87,23 @@ def squared_error_distortion(x_values, xhat_values=None) -> np.ndarray:
     return (x[:, None] - xh[None, :]) ** 2
 
 
-def _as_pmf_vector(p_x, name="p_x") -> np.ndarray:
-    p = getattr(p_x, "p", p_x)
-    p = np.asarray(p, dtype=float)
-    if p.ndim != 1 or p.size == 0:
-        raise ValueError(f"{name} must be a 1-D pmf, got shape {p.shape}")
+def _as_pmf_array(p, ndim: int, name: str, what: str) -> np.ndarray:
+    """A float array of ``ndim`` axes from an array or a JointPMF, checked to be a pmf."""
+    p = np.asarray(getattr(p, "p", p), dtype=float)
+    if p.ndim != ndim or p.size == 0:
+        raise ValueError(f"{name} must be {what}, got shape {p.shape}")
     if np.isnan(p).any() or (p < 0).any() or abs(p.sum() - 1.0) > 1e-9:
         raise ValueError(f"{name} must be non-negative, without NaN, and sum to 1 (sum {p.sum():.6g})")
     return p
+
+
+def _as_pmf_vector(p_x, name="p_x") -> np.ndarray:
+    return _as_pmf_array(p_x, 1, name, "a 1-D pmf")
 
 
 def _as_joint(p_xy, name="p_xy") -> np.ndarray:
     """A 2-D array ``p[x, y]`` from an array or a 2-variable JointPMF (first name = source)."""
-    p = getattr(p_xy, "p", p_xy)
-    p = np.asarray(p, dtype=float)
-    if p.ndim != 2 or p.size == 0:
-        raise ValueError(f"{name} must be a joint pmf of 2 variables (source, side info), got shape {p.shape}")
-    if np.isnan(p).any() or (p < 0).any() or abs(p.sum() - 1.0) > 1e-9:
-        raise ValueError(f"{name} must be non-negative, without NaN, and sum to 1 (sum {p.sum():.6g})")
-    return p
+    return _as_pmf_array(p_xy, 2, name, "a joint pmf of 2 variables (source, side info)")
 
 
 def _as_distortion(distortion, nx: int, name="distortion") -> np.ndarray:
