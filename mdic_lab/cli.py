@@ -7,6 +7,15 @@
     mdic-lab compress RUN_DIR left.png -o left.mdic
     mdic-lab decompress RUN_DIR left.mdic --side right.png -o left_hat.png
 
+    # paper scale: real stereo pairs, BLIP-2 captions of the side views (cached once)
+    mdic-lab train --model mdic --preset paper --data kitti:/data/kitti \
+        --captioner Salesforce/blip2-opt-2.7b --out runs/mdic_kitti
+    mdic-lab eval runs/mdic_kitti --split test --csv kitti_test.csv   # same data + captioner as training
+
+``--data`` is ``synthetic`` (default), ``kitti:ROOT`` or ``cityscapes:ROOT``
+(:mod:`mdic_lab.data.sources`); it and ``--captioner`` are recorded in the run's
+``config.json`` (``data``) and ``eval`` uses them unless told otherwise.
+
 Bad input (missing file, wrong image size, corrupted bitstream, stream of another model,
 unknown preset or field) prints ONE line ``mdic-lab: error: …`` on stderr and exits with
 status 2; no traceback.
@@ -112,9 +121,42 @@ def _need_file(path, what: str) -> Path:
     return p
 
 
+def _check_limit(value, flag: str):
+    if value is not None and value <= 0:
+        raise CLIError(f"{flag} must be a positive int, got {value}")
+
+
+def _train_data(args) -> None:
+    """Fill ``--data`` (and, unset, ``--captioner`` / ``--data-limit``): on ``--resume`` from the run's record."""
+    rec = {}
+    if args.data is None and args.resume:
+        try:
+            rec = json.loads((Path(args.out) / "config.json").read_text()).get("data") or {}
+        except (OSError, ValueError):
+            rec = {}
+    if args.data is not None:
+        return
+    if not (isinstance(rec, dict) and rec.get("spec") and rec["spec"] != "custom"):
+        args.data = "synthetic"
+        return
+    args.data = rec["spec"]
+    if args.captioner is None and rec.get("captioner") not in (None, "oracle"):
+        args.captioner = rec["captioner"]
+    if args.data_limit is None and isinstance(rec.get("length"), int):
+        args.data_limit = rec["length"]
+
+
 def _cmd_train(args) -> int:
+    _check_limit(args.data_limit, "--data-limit")
+    _train_data(args)
     if args.model == "mdic":
         return _cmd_train_mdic(args)
+    for k in ("captioner", "caption_cache", "backbone_root"):
+        if getattr(args, k) is not None:
+            raise CLIError(f"--{k.replace('_', '-')} applies to --model mdic only ({args.model} reads no captions)")
+    from mdic_lab.data.sources import parse_data_spec
+
+    spec = parse_data_spec(args.data)  # a bad spec fails before any model is built
     from mdic_lab.config import MODEL_CONFIGS, TrainConfig, get_preset
 
     sets = _parse_sets(args.set)
@@ -138,10 +180,12 @@ def _cmd_train(args) -> int:
         if getattr(args, k) is not None:
             t_over[k] = getattr(args, k)
     mcfg, tcfg = get_preset(args.model, args.preset, m_over, t_over)
-    from mdic_lab.train import train  # torch is imported only once the arguments are valid
+    from mdic_lab.train import make_dataset, train  # torch is imported only once the arguments are valid
 
-    summary = train(args.model, mcfg, tcfg, args.out, resume=args.resume, verbose=args.verbose)
-    print(_json(summary))
+    length = args.data_limit if args.data_limit is not None else (None if spec.is_real else tcfg.train_length)
+    dataset = make_dataset("train", tcfg, length=length, data=spec)
+    summary = train(args.model, mcfg, tcfg, args.out, dataset=dataset, resume=args.resume, verbose=args.verbose)
+    print(_json({**summary, "data": str(spec), "train_pairs": len(dataset)}))
     return 0
 
 
@@ -153,23 +197,32 @@ def _cmd_train_mdic(args) -> int:
 
     summary = train_from_cli(args.preset, args.out, variant=args.variant, rate_point=args.rate_point,
                              steps=args.steps, seed=args.seed, sets=_parse_sets(args.set), resume=args.resume,
-                             verbose=args.verbose)
+                             verbose=args.verbose, data=args.data, captioner=args.captioner,
+                             caption_cache=args.caption_cache, data_limit=args.data_limit,
+                             backbone_root=args.backbone_root)
     print(_json(summary))
     return 0
 
 
 def _cmd_eval(args) -> int:
+    _check_limit(args.limit, "--limit")
+    if args.data is not None:
+        from mdic_lab.data.sources import parse_data_spec
+
+        parse_data_spec(args.data)  # a bad spec fails before the model is loaded
     if _is_mdic(args.model_dir):
         from mdic_lab.models.mdic.cli_support import evaluate_run
 
         print(_json(evaluate_run(args.model_dir, split=args.split, limit=args.limit, csv_path=args.csv,
-                                 use_lpips=not args.no_lpips)))
+                                 use_lpips=not args.no_lpips, num_inference_steps=args.num_inference_steps,
+                                 data=args.data, captioner=args.captioner, caption_cache=args.caption_cache)))
         return 0
+    for k in ("captioner", "caption_cache", "num_inference_steps"):
+        if getattr(args, k) is not None:
+            raise CLIError(f"--{k.replace('_', '-')} applies to MDIC runs only")
     from mdic_lab.evaluate import evaluate
 
-    if args.limit is not None and args.limit <= 0:
-        raise CLIError(f"--limit must be a positive int, got {args.limit}")
-    summary = evaluate(args.model_dir, split=args.split, limit=args.limit, csv_path=args.csv,
+    summary = evaluate(args.model_dir, split=args.split, limit=args.limit, csv_path=args.csv, data=args.data,
                        use_lpips=not args.no_lpips)
     print(_json(summary))
     return 0
@@ -222,7 +275,8 @@ def _cmd_decompress(args) -> int:
 
         x_hat, caption = decompress_file(args.model_dir, data, load_image(args.side), caption=args.caption,
                                          captioner=args.captioner, seed=args.seed,
-                                         num_inference_steps=args.num_inference_steps)
+                                         num_inference_steps=args.num_inference_steps,
+                                         caption_cache=args.caption_cache)
         save_image(x_hat, args.output)
         print(json.dumps({"output": str(args.output), "size": list(x_hat.shape[-2:]), "caption": caption}))
         return 0
@@ -245,7 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     sub.required = True
 
-    t = sub.add_parser("train", help="train a codec on the synthetic stereo world")
+    data_help = ("stereo pairs: synthetic (default; the embedded world) | kitti:ROOT (ROOT holds "
+                 "data_scene_flow_multiview/ and data_stereo_flow_multiview/, NDIC's split lists) | "
+                 "cityscapes:ROOT (ROOT holds leftImg8bit/, rightImg8bit/, optional gtFine/)")
+    cap_help = ("MDIC: BLIP-2 captioning the side views, a local folder or a hub id in the local Hugging Face "
+                "cache (paper: Salesforce/blip2-opt-2.7b); required with real --data, cached per image")
+    cache_help = "MDIC: caption cache folder (default $MDIC_LAB_CACHE/captions or ~/.cache/mdic_lab/captions)"
+    t = sub.add_parser("train", help="train a codec on stereo pairs (synthetic world, KITTI or Cityscapes)")
     t.add_argument("--model", required=True, choices=["ndic", "hyperprior", "mdic"])
     t.add_argument("--preset", default="lab", help="smoke | lab | paper")
     t.add_argument("--lmbda", type=float, help="λ of R + λ·255²·MSE")
@@ -259,6 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--rate-point", type=int, help="MDIC rate point (codebook size index of the preset)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any model/train config field")
     t.add_argument("--out", required=True, help="run folder (config.json, metrics.csv, checkpoint.pt)")
+    t.add_argument("--data", metavar="SPEC", help=data_help + "; with --resume: the run's recorded data, "
+                   "captioner and pair count")
+    t.add_argument("--data-limit", type=int, metavar="N", help="train on the first N pairs of the train split "
+                   "(default: all of a real split; synthetic: the preset's train_length)")
+    t.add_argument("--captioner", metavar="PATH_OR_ID", help=cap_help)
+    t.add_argument("--caption-cache", metavar="DIR", help=cache_help)
+    t.add_argument("--backbone-root", metavar="DIR", help="MDIC smoke/lab: cache folder of the pretrained small "
+                   "backbone (default ~/.cache/mdic_lab/backbones)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     t.add_argument("--verbose", action="store_true")
     t.set_defaults(func=_cmd_train)
@@ -266,9 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="code a split with real bitstreams; per-image CSV")
     e.add_argument("model_dir")
     e.add_argument("--split", default="test")
-    e.add_argument("--limit", type=int)
+    e.add_argument("--limit", type=int, help="code the first N pairs (default: the whole split; MDIC on the "
+                   "synthetic world: 8)")
     e.add_argument("--csv")
     e.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    e.add_argument("--data", metavar="SPEC", help="pairs to code (default: the run's training data, from its "
+                   "config.json): synthetic | kitti:ROOT | cityscapes:ROOT")
+    e.add_argument("--captioner", metavar="PATH_OR_ID", help="MDIC: BLIP-2 folder or hub id captioning the side "
+                   "views (default: the run's captioner, from its config.json)")
+    e.add_argument("--caption-cache", metavar="DIR", help=cache_help)
+    e.add_argument("--num-inference-steps", type=int, help="MDIC: DDIM steps (default: the model's, 10)")
     e.set_defaults(func=_cmd_eval)
 
     c = sub.add_parser("compress", help="compress one image (the encoder sees only this image)")
@@ -285,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--captioner", help="MDIC: local BLIP-2 folder (or cached hub id) captioning the side image")
     d.add_argument("--seed", type=int, default=0, help="MDIC: the decoder's DDIM start-noise seed")
     d.add_argument("--num-inference-steps", type=int, help="MDIC: DDIM steps (default: the model's, 10)")
+    d.add_argument("--caption-cache", metavar="DIR", help=cache_help)
     d.add_argument("-o", "--output", required=True)
     d.set_defaults(func=_cmd_decompress)
     return p

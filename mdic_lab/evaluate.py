@@ -28,7 +28,7 @@ from mdic_lab.coding.bpp import bpp_from_bytes, bpp_from_likelihoods
 from mdic_lab.train import load_model, make_dataset
 from mdic_lab.config import config_from_dict
 
-__all__ = ["evaluate", "evaluate_model", "EVAL_FIELDS", "summarize", "write_csv", "rd_points",
+__all__ = ["evaluate", "evaluate_model", "run_data_spec", "EVAL_FIELDS", "summarize", "write_csv", "rd_points",
            "quality_at_rate", "pareto_front", "side_information_gain", "fit_image", "stereo_motorcycle"]
 
 EVAL_FIELDS = ["name", "bpp_coded", "bpp_estimated", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s",
@@ -109,23 +109,42 @@ def write_csv(rows: list[dict], path) -> Path:
     return atomic_write(path, write, newline="")
 
 
-def evaluate(model_dir, split: str = "test", limit: int | None = None, csv_path=None, *,
-             dataset=None, use_lpips: bool = True) -> dict:
-    """Evaluate the run in ``model_dir`` on ``split`` of the synthetic world (first ``limit`` pairs).
+def run_data_spec(ckpt_or_meta: dict) -> str:
+    """The data spec a run was trained on (its ``data`` record), ``"synthetic"`` for older runs."""
+    rec = ckpt_or_meta.get("data") if isinstance(ckpt_or_meta, dict) else None
+    spec = rec.get("spec") if isinstance(rec, dict) else None
+    return spec if spec and spec != "custom" else "synthetic"
 
-    Returns the :func:`summarize` dict (plus ``model_dir``, ``model_id``, ``lmbda``); writes the
-    per-image CSV to ``csv_path`` if given.
+
+def evaluate(model_dir, split: str = "test", limit: int | None = None, csv_path=None, *,
+             dataset=None, data: str | None = None, use_lpips: bool = True) -> dict:
+    """Evaluate the run in ``model_dir`` on ``split`` (first ``limit`` pairs) with real bitstreams.
+
+    The pairs are ``dataset`` if given, else ``split`` of the data spec ``data`` (default:
+    the spec the run was trained on, recorded in its ``config.json``; ``"synthetic"`` for
+    runs without a record), e.g. ``"kitti:/data/kitti"`` → KITTI's test list.
+
+    Returns the :func:`summarize` dict (plus ``model_dir``, ``model_id``, ``lmbda``, ``data``);
+    writes the per-image CSV to ``csv_path`` if given (``name`` = the image path for real data).
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+        raise ValueError(f"limit must be a positive int, got {limit!r}")
     model, ckpt = load_model(model_dir)
     tcfg = config_from_dict(ckpt["train_config"])
+    spec = None
     if dataset is None:
-        dataset = make_dataset(split, tcfg)
+        from mdic_lab.data.sources import parse_data_spec
+
+        spec = parse_data_spec(data if data is not None else run_data_spec(ckpt))
+        # real data: read only the pairs that are coded; synthetic: the split as before (chunk cache)
+        dataset = make_dataset(split, tcfg, length=limit if spec.is_real else None, data=spec)
     rows = evaluate_model(model, dataset, limit=limit, use_lpips=use_lpips)
     if csv_path is not None:
         write_csv(rows, csv_path)
     summary = summarize(rows)
     summary.update({"model_dir": str(model_dir), "model": ckpt["model_name"], "model_id": model.model_id,
-                    "lmbda": tcfg.lmbda, "split": split, "step": int(ckpt["step"])})
+                    "lmbda": tcfg.lmbda, "split": split, "step": int(ckpt["step"]),
+                    "data": str(spec) if spec is not None else "custom"})
     return summary
 
 

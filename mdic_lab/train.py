@@ -43,12 +43,19 @@ class RunError(ValueError):
     """A run folder that cannot be used (missing, foreign or mismatching checkpoint)."""
 
 
-def make_dataset(split: str, train_cfg: TrainConfig, length: int | None = None, cache_dir=None):
-    """The synthetic stereo world of :mod:`mdic_lab.data.synthetic` for ``split``."""
-    from mdic_lab.data.synthetic import SyntheticStereo
+def make_dataset(split: str, train_cfg: TrainConfig, length: int | None = None, cache_dir=None,
+                 data: str = "synthetic"):
+    """``split`` of the data set ``data`` at ``train_cfg.image_size``, without captions (NDIC reads none).
 
-    return SyntheticStereo(split, seed=train_cfg.data_seed, size=tuple(train_cfg.image_size),
-                           length=length, cache_dir=cache_dir)
+    ``data`` is a data spec of :func:`mdic_lab.data.sources.open_pairs`: ``"synthetic"``
+    (default; world seed ``train_cfg.data_seed``), ``"kitti:/path/to/kitti"`` or
+    ``"cityscapes:/path/to/cityscapes"``.  ``length``: the first ``length`` pairs (default:
+    the whole split).
+    """
+    from mdic_lab.data.sources import open_pairs
+
+    return open_pairs(data, split, size=tuple(train_cfg.image_size), seed=train_cfg.data_seed, length=length,
+                      cache_dir=cache_dir, captions=False)
 
 
 class PairBank:
@@ -59,6 +66,9 @@ class PairBank:
     """
 
     def __init__(self, dataset):
+        from mdic_lab.data.sources import describe_dataset
+
+        self.source = describe_dataset(dataset)  # the run's ``data`` record (config.json)
         items = [dataset[i] for i in range(len(dataset))]
         if not items:
             raise ValueError("the training dataset is empty")
@@ -145,9 +155,12 @@ def train(model_name: str, model_cfg, train_cfg: TrainConfig, out_dir, *, datase
     out_dir : path
         Run folder (created).  If it holds a checkpoint and ``resume``, training continues
         from it (the configs must match); otherwise an existing checkpoint is an error.
-    dataset : torch Dataset, optional
-        Items with ``"left"`` and ``"right"`` (3, H, W) tensors; default: the synthetic
-        stereo world, train split, ``train_cfg.train_length`` pairs.
+    dataset : torch Dataset or str, optional
+        Items with ``"left"`` and ``"right"`` (3, H, W) tensors (e.g. from
+        :func:`mdic_lab.data.sources.open_pairs`), or a data spec string (``"synthetic"``,
+        ``"kitti:/root"``, ``"cityscapes:/root"``: the whole train split; synthetic:
+        ``train_cfg.train_length`` pairs); default: the synthetic stereo world, train split,
+        ``train_cfg.train_length`` pairs.  Its description goes into ``config.json`` (``data``).
     resume : bool
         Continue an existing checkpoint (else an existing checkpoint is an error).
     verbose : bool
@@ -161,10 +174,19 @@ def train(model_name: str, model_cfg, train_cfg: TrainConfig, out_dir, *, datase
         raise KeyError(f"unknown model {model_name!r} (expected one of: {', '.join(MODEL_CLASSES)})")
     if not isinstance(model_cfg, MODEL_CONFIGS[model_name]):
         raise TypeError(f"model {model_name!r} needs a {MODEL_CONFIGS[model_name].__name__}, got {type(model_cfg).__name__}")
+    if dataset is None or isinstance(dataset, str):
+        from mdic_lab.data.sources import parse_data_spec
+
+        spec = parse_data_spec(dataset or "synthetic")
+        dataset = make_dataset("train", train_cfg, length=None if spec.is_real else train_cfg.train_length,
+                               data=spec)
+    if not isinstance(dataset, PairBank):
+        dataset = PairBank(dataset)  # read once, before anything is written
+    meta = {"model_name": model_name, "model_config": config_to_dict(model_cfg), "train_config": config_to_dict(train_cfg),
+            "data": dataset.source}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, csv_path = out / CHECKPOINT, out / "metrics.csv"
-    meta = {"model_name": model_name, "model_config": config_to_dict(model_cfg), "train_config": config_to_dict(train_cfg)}
 
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(train_cfg.num_threads)
@@ -180,8 +202,10 @@ def train(model_name: str, model_cfg, train_cfg: TrainConfig, out_dir, *, datase
             if not resume:
                 raise RunError(f"{out} already holds a checkpoint; pass resume=True (CLI: --resume) or use another --out")
             ckpt = load_checkpoint(ckpt_path)
-            for key in ("model_name", "model_config", "train_config"):
-                old, new = ckpt[key], meta[key]
+            for key in ("model_name", "model_config", "train_config", "data"):
+                old, new = ckpt.get(key), meta[key]
+                if key == "data" and old is None:  # a run written before data records existed
+                    continue
                 if key == "train_config":  # the step budget may be extended on resume
                     old = {k: v for k, v in old.items() if k != "steps"}
                     new = {k: v for k, v in new.items() if k != "steps"}
@@ -192,10 +216,6 @@ def train(model_name: str, model_cfg, train_cfg: TrainConfig, out_dir, *, datase
             gen.set_state(ckpt["generator_state"])
             step, elapsed = int(ckpt["step"]), float(ckpt["elapsed_s"])
         atomic_write_text(out / "config.json", json.dumps(meta, indent=2))
-        if dataset is None:
-            dataset = make_dataset("train", train_cfg, length=train_cfg.train_length)
-        if not isinstance(dataset, PairBank):
-            dataset = PairBank(dataset)
         n_data = len(dataset)
         rows = _read_rows(csv_path, step)
 
@@ -269,7 +289,7 @@ def train_sweep(model_names, lambdas, out_root, *, preset: str = "lab", model_ov
 
             mcfg, tcfg = get_preset(name, preset, m_over, over)
             run = Path(out_root) / run_name(name, preset, lm)
-            if dataset is not None and not isinstance(dataset, PairBank):
+            if dataset is not None and not isinstance(dataset, (PairBank, str)):
                 dataset = PairBank(dataset)  # read once for the whole sweep
             train(name, mcfg, tcfg, run, dataset=dataset, verbose=verbose)
             out[name].append(run)

@@ -24,6 +24,7 @@ _EXPORTS = {
     "CityscapesStereo": "cityscapes", "OracleCaptioner": "captioners", "Blip2Captioner": "captioners",
     "CachedCaptioner": "captioners", "CaptionCache": "captioners", "Vocabulary": "vocabulary",
     "build_vocabulary": "vocabulary", "extract_nouns": "vocabulary", "pair_grid": "preview",
+    "open_pairs": "sources",
 }
 
 __all__ = sorted(_EXPORTS)

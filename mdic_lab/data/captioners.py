@@ -34,6 +34,7 @@ __all__ = [
     "image_key",
     "as_uint8_image",
     "make_tiny_blip2",
+    "blip2_identity",
 ]
 
 
@@ -182,6 +183,15 @@ def _model_identity(model) -> str:
     return f"{p.name}@{h.hexdigest()[:12]}"
 
 
+def blip2_identity(model, max_new_tokens: int = 30) -> str:
+    """The cache identity of :class:`Blip2Captioner` ``(model, max_new_tokens)``, computed without loading it.
+
+    >>> blip2_identity("Salesforce/blip2-opt-2.7b")
+    'blip2|Salesforce/blip2-opt-2.7b|max_new_tokens=30'
+    """
+    return f"blip2|{_model_identity(model)}|max_new_tokens={max_new_tokens}"
+
+
 class Blip2Captioner:
     """BLIP-2 captioning of side views (MDIC Eq. 3, ``B_2(I_y)``), prompt-free.
 
@@ -213,13 +223,13 @@ class Blip2Captioner:
                           f"disabled when HF_HUB_OFFLINE=1): {e}") from None
         self.model.to(device).eval()
         self.device, self.max_new_tokens = device, max_new_tokens
-        self.identity = f"blip2|{_model_identity(model)}|max_new_tokens={max_new_tokens}"
+        self.identity = blip2_identity(model, max_new_tokens)
 
     def caption_batch(self, images) -> list[str]:
         """Captions of a list of images (uint8 HWC, float CHW in [0, 1] or PIL)."""
         import torch
 
-        imgs = [as_uint8_image(im) for im in images]
+        imgs = [np.array(as_uint8_image(im)) for im in images]  # writable copies (torch.from_numpy inside)
         if not imgs:
             return []
         inputs = self.processor(images=imgs, return_tensors="pt")

@@ -37,10 +37,18 @@ def evaluate_mdic(model, dataset, *, limit: int | None = None, num_inference_ste
                   seed: int = 0, use_lpips: bool = True, captioner=None) -> list:
     """Per-pair rows (:data:`EVAL_FIELDS`) for the first ``limit`` pairs of ``dataset``.
 
-    ``captioner`` maps the side image ``(3, H, W)`` in [0, 1] to a caption; default: the
-    dataset's own caption of the side view (the oracle captioner of the synthetic world).
+    ``dataset`` is any pair source (e.g. :func:`mdic_lab.data.sources.open_pairs` of KITTI
+    or Cityscapes, whose items already carry BLIP-2 captions of the side view).
+    ``captioner`` maps the side image ``(3, H, W)`` in [0, 1] to a caption (a callable, or a
+    BLIP-2 folder / hub id, cached by :func:`mdic_lab.data.sources.make_captioner`); default:
+    the dataset's own caption of the side view (the synthetic world: its oracle captions).
     """
     from mdic_lab import metrics as M
+
+    if isinstance(captioner, str):
+        from mdic_lab.data.sources import make_captioner
+
+        captioner = make_captioner(captioner)
 
     n = len(dataset) if limit is None else min(int(limit), len(dataset))
     if n <= 0:

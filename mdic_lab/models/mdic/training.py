@@ -147,6 +147,9 @@ class LatentBank:
     """Training pairs in memory: 8-bit images, captions and (optionally) frozen-VAE latents."""
 
     def __init__(self, dataset, backbone=None, batch: int = 16):
+        from mdic_lab.data.sources import describe_dataset
+
+        self.source = describe_dataset(dataset)  # the run's ``data`` record (config.json)
         items = [dataset[i] for i in range(len(dataset))]
         if not items:
             raise ValueError("the training dataset is empty")
@@ -216,7 +219,7 @@ def _read_rows(csv_path: Path, max_step: int) -> list:
 
 
 def train_mdic(config: MDICConfig, train_cfg: MDICTrainConfig, out_dir, *, preset: str = "lab", dataset=None,
-               backbone=None, backbone_root=None, max_steps: int | None = None, resume: bool = True,
+               captioner=None, backbone=None, backbone_root=None, max_steps: int | None = None, resume: bool = True,
                progress: bool = True, verbose: bool = False, accelerator=None) -> dict:
     """Train (or resume) an MDIC run in ``out_dir``; returns a summary of the last logged row.
 
@@ -228,8 +231,14 @@ def train_mdic(config: MDICConfig, train_cfg: MDICTrainConfig, out_dir, *, prese
     preset : str
         Which pretrained small backbone to use (cache key), see :mod:`.pretrain`.
     dataset : optional
-        Items with ``left``, ``right`` (3, H, W) in [0, 1] and ``caption``; default the
-        synthetic stereo world (train split, ``train_cfg.train_length`` pairs).
+        Items with ``left``, ``right`` (3, H, W) in [0, 1] and ``caption`` (e.g. a
+        :func:`mdic_lab.data.sources.open_pairs` source), or a data spec string
+        (``"synthetic"``, ``"kitti:/root"``, ``"cityscapes:/root"``: its whole train split;
+        synthetic: ``train_cfg.train_length`` pairs); default the synthetic stereo world.
+        Recorded in ``config.json`` under ``data``.  Side-view captions are computed by
+        process 0 first (BLIP-2, cached), the other processes then read the cache.
+    captioner : str or callable, optional
+        With a data spec string: the captioner of its side views (BLIP-2 folder / hub id).
     backbone : Backbone, optional
         A ready frozen backbone (default :func:`build_backbone`).
     max_steps : int, optional
@@ -272,11 +281,18 @@ def train_mdic(config: MDICConfig, train_cfg: MDICTrainConfig, out_dir, *, prese
                 build_backbone(config, preset, backbone_root, progress)
             accelerator.wait_for_everyone()
             backbone = build_backbone(config, preset, backbone_root, progress=False)
-        if dataset is None:
-            from mdic_lab.data.synthetic import SyntheticStereo
+        if dataset is None or isinstance(dataset, str):
+            from mdic_lab.data.sources import open_pairs, parse_data_spec
 
-            dataset = SyntheticStereo("train", seed=train_cfg.data_seed, size=config.image_size,
-                                      length=train_cfg.train_length)
+            spec = parse_data_spec(dataset or "synthetic")
+            dataset = open_pairs(spec, "train", size=config.image_size, captioner=captioner, seed=train_cfg.data_seed,
+                                 length=None if spec.is_real else train_cfg.train_length)
+        if world > 1 and hasattr(dataset, "prepare_captions"):  # process 0 captions every side view once, the
+            # others then read its cache (single process: LatentBank's one pass captions them)
+            if accelerator.is_main_process:
+                dataset.prepare_captions()
+            accelerator.wait_for_everyone()
+            dataset.reload_captions()
         bank = dataset if isinstance(dataset, LatentBank) else LatentBank(
             dataset, backbone if train_cfg.cache_latents else None)
         vocab = build_vocabulary(bank.captions, n=config.num_nouns)
@@ -284,7 +300,8 @@ def train_mdic(config: MDICConfig, train_cfg: MDICTrainConfig, out_dir, *, prese
             torch.manual_seed(train_cfg.seed)  # weight init only
             model = MDIC(config, backbone=backbone, vocabulary=vocab)
         meta = {"model_name": MDIC.model_name, "preset": PRESET_ALIASES.get(preset, preset),
-                "config": config.to_dict(), "train_config": train_cfg.to_dict(), "num_processes": world}
+                "config": config.to_dict(), "train_config": train_cfg.to_dict(), "num_processes": world,
+                "data": bank.source}
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(train_cfg.warmup_steps))
@@ -295,8 +312,10 @@ def train_mdic(config: MDICConfig, train_cfg: MDICTrainConfig, out_dir, *, prese
             if not resume:
                 raise ValueError(f"{out} already holds a checkpoint; pass resume=True or use another out_dir")
             ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            for key in ("model_name", "config", "train_config", "num_processes"):
+            for key in ("model_name", "config", "train_config", "num_processes", "data"):
                 old, new = ckpt.get(key), meta[key]
+                if key == "data" and old is None:  # a run written before data records existed
+                    continue
                 if key == "train_config":
                     old = {k: v for k, v in old.items() if k != "steps"}
                     new = {k: v for k, v in new.items() if k != "steps"}
@@ -374,7 +393,8 @@ def train_mdic(config: MDICConfig, train_cfg: MDICTrainConfig, out_dir, *, prese
 
 
 def main(argv=None) -> int:
-    """``python -m mdic_lab.models.mdic.training --preset smoke --out DIR [--steps N] [--max-steps N]``."""
+    """``python -m mdic_lab.models.mdic.training --preset smoke --out DIR [--steps N] [--max-steps N]
+    [--data kitti:/data/kitti --captioner Salesforce/blip2-opt-2.7b]``."""
     p = argparse.ArgumentParser(prog="mdic_lab.models.mdic.training", description="Train MDIC (accelerate).")
     p.add_argument("--preset", default="lab")
     p.add_argument("--out", required=True)
@@ -383,13 +403,25 @@ def main(argv=None) -> int:
     p.add_argument("--max-steps", type=int)
     p.add_argument("--rate-point", type=int)
     p.add_argument("--backbone-root")
+    p.add_argument("--data", default="synthetic", help="synthetic | kitti:/path/to/kitti | cityscapes:/path/to/cityscapes")
+    p.add_argument("--captioner", help="BLIP-2 folder or hub id captioning the side views (required for real data)")
+    p.add_argument("--caption-cache", help="caption cache folder (default ~/.cache/mdic_lab/captions)")
+    p.add_argument("--data-limit", type=int, help="train on the first N pairs of the split (default: all; "
+                   "synthetic: train_length)")
     p.add_argument("--summary-json", help="write the returned summary here (process 0)")
     a = p.parse_args(argv)
     cfg = (MDICConfig.rate_point(a.preset, a.rate_point, variant=a.variant) if a.rate_point is not None
            else MDICConfig.preset(a.preset, variant=a.variant))
     tcfg = MDICTrainConfig.preset(a.preset, **({"steps": a.steps} if a.steps else {}))
-    res = train_mdic(cfg, tcfg, a.out, preset=a.preset, backbone_root=a.backbone_root, max_steps=a.max_steps,
-                     verbose=True)
+    from mdic_lab.data.sources import open_pairs, parse_data_spec
+
+    spec = parse_data_spec(a.data)
+    length = a.data_limit if a.data_limit is not None else (None if spec.is_real else tcfg.train_length)
+    data = open_pairs(spec, "train", size=cfg.image_size, captioner=a.captioner, length=length, seed=tcfg.data_seed,
+                      caption_cache=a.caption_cache)
+    res = train_mdic(cfg, tcfg, a.out, preset=a.preset, dataset=data, backbone_root=a.backbone_root,
+                     max_steps=a.max_steps, verbose=True)
+    res = {**res, "data": str(spec), "captions": data.caption_stats, "rank": int(os.environ.get("RANK", "0"))}
     if a.summary_json and int(os.environ.get("RANK", "0")) == 0:
         Path(a.summary_json).write_text(json.dumps(res, indent=2))
     print(json.dumps(res), flush=True)
