@@ -199,6 +199,17 @@ def test_entropy_model_round_trip_and_rate():
     lk = em(idx[:1]).reshape(-1)
     step = torch.tensor([em.step_probs(flat, i)[0, flat[i]] for i in range(24)], dtype=torch.float32)
     torch.testing.assert_close(step, lk, rtol=1e-5, atol=1e-7)
+    # the KV-cache stepper both coder ends use gives the same distribution as the full pass
+    from mdic_lab.models.mdic.entropy_model import ARStepper
+
+    st = ARStepper(em)
+    inc = []
+    for i, k in enumerate(flat):
+        inc.append(st.probs(i)[0, k])
+        st.feed(k)
+    torch.testing.assert_close(torch.tensor(inc, dtype=torch.float32), lk, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="in order"):
+        ARStepper(em).probs(3)
 
 
 def test_entropy_model_is_causal():
