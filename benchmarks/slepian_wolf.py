@@ -14,7 +14,24 @@ runs through the same rate ladder (same matrices, same blocks, same max_iter; no
 stall rule, no warm start); ``--ldpc-bits`` lets it decode only the first blocks of
 the same data, because it is ~20x slower.
 
-A last line per run summarises the targets of issue 3 (``"kind": "targets"``).
+By default (full run) the code is the rate-adaptive *family*
+(:func:`toy_sources.codes.ldpc_experiments.cached_ldpca_family`): a low-rate LDPCA member
+(base graph of 0.3 n rows, ``"sw_low_d20"``, rate steps 0.002) for h(p) <= 0.25 and the
+full-rate LDPCA code (``"ldpca_d15"``, steps 0.01) above; the member is picked from the
+a-priori p that encoder and decoder share (field ``family_member``).  ``--code single``
+uses one LDPCA code (``--lam``, ``--levels``) for every p (the ``--quick`` default, whose
+n = 2000 is too short for the family).
+
+After the rate-adaptive rows (``"mode": "adaptive"``, several BP attempts per block on
+the feedback ladder) each p gets ``"mode": "fixed_operating_point"`` rows: the same
+decoders, one BP run per block on the merged matrix of the level the ladder settled on
+(its mean level, rounded up: ``operating_point = "mean level of the ladder"``) and on
+the highest level any block needed (``"max level ..."``), cold start, ``max_iter`` 100 —
+the fixed-rate throughput at those rates, each with its own BER (at the mean rate the
+blocks that needed more fail; at the max rate nearly all decode, at a higher ratio).
+
+A last line per run summarises the targets of issue 3 (``"kind": "targets"``); it keeps
+the two throughputs apart (``*_adaptive`` and ``*_fixed``).
 
 Usage::
 
@@ -35,9 +52,30 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from toy_sources.codes.ldpc_experiments import cached_ldpca_code, simulate_adaptive  # noqa: E402
+import math  # noqa: E402
+
+from toy_sources.codes.ldpc_experiments import (  # noqa: E402
+    cached_ldpca_code,
+    cached_ldpca_family,
+    simulate_adaptive,
+    simulate_operating_point,
+)
 
 FULL_P = (0.02, 0.05, 0.08, 0.10, 0.12, 0.15)
+
+
+def _warm_up(algorithm: str) -> None:
+    """Compile / load the numba kernels once, so no timer includes JIT work."""
+    import numpy as np
+
+    from toy_sources.codes.ldpc import decode_syndrome, syndrome
+
+    H = np.array([[1, 0, 1, 0, 1, 0, 1], [0, 1, 1, 0, 0, 1, 1], [0, 0, 0, 1, 1, 1, 1]])
+    x = np.array([1, 0, 1, 1, 0, 0, 1], dtype=np.uint8)
+    llr = np.where(x == 0, 2.0, -2.0)
+    llr[4] = -llr[4]
+    decode_syndrome(H, syndrome(H, x), llr, 5, algorithm=algorithm, stall=3,
+                    c2v=np.zeros(12))
 
 
 def main(argv=None) -> int:
@@ -62,7 +100,19 @@ def main(argv=None) -> int:
     ap.add_argument("--start-margin", type=int, default=2,
                     help="start each block at max(h-level, previous level - margin); -1 = always h-level")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--code", choices=["family", "single"],
+                    help="rate-adaptive family (default for full runs) or one LDPCA code "
+                         "(default with --quick)")
+    ap.add_argument("--no-fixed", action="store_true",
+                    help="skip the fixed-rate operating-point rows")
+    ap.add_argument("--fixed-at", default="mean,max",
+                    help="fixed-rate levels: 'mean' (the ladder's mean level, rounded up) "
+                         "and/or 'max' (the highest level the ladder needed)")
     args = ap.parse_args(argv)
+    fixed_at = [a.strip() for a in args.fixed_at.split(",") if a.strip()]
+    if set(fixed_at) - {"mean", "max"}:
+        ap.error(f"--fixed-at: unknown {sorted(set(fixed_at) - {'mean', 'max'})} "
+                 "(expected mean and/or max)")
 
     n = args.n or (2000 if args.quick else 10_000)
     levels = args.levels or (50 if args.quick else 100)
@@ -71,16 +121,27 @@ def main(argv=None) -> int:
     decoders = [d.strip() for d in args.decoders.split(",") if d.strip()]
     n_blocks = max(1, int(round(bits / n)))
 
+    _warm_up(args.algorithm)
+    kind = args.code or ("single" if args.quick else "family")
     t0 = time.perf_counter()
-    code = cached_ldpca_code(n, levels, args.lam, seed=args.seed)
+    if kind == "family":
+        code = cached_ldpca_family(n, seed=args.seed)
+        members = [c for _, c in code.members]
+    else:
+        code = cached_ldpca_code(n, levels, args.lam, seed=args.seed)
+        members = [code]
     build = time.perf_counter() - t0
-    print(json.dumps({"kind": "code", "n": n, "levels": levels, "lam": args.lam,
-                      "edges": int(code.H0.nnz), "crc_bits": code.crc_bits,
-                      "build_seconds": round(build, 2),
+    print(json.dumps({"kind": "code", "code": kind, "n": n,
+                      "members": [{"h_max": h, "rows": c.rows, "levels": c.levels, "lam": c.lam,
+                                   "rate_step": c.rows / (c.levels * c.n), "edges": int(c.H0.nnz)}
+                                  for h, c in (code.members if kind == "family" else [(1.0, code)])],
+                      "crc_bits": members[0].crc_bits,
+                      "build_or_load_seconds": round(build, 2),
                       "numba_threads": os.environ.get("NUMBA_NUM_THREADS")}), flush=True)
-    rows = []
+    rows, fixed_rows = [], []
     ldpc_blocks = n_blocks if args.ldpc_bits is None else max(1, int(round(args.ldpc_bits / n)))
     for p in ps:
+        ours = None
         for dec in decoders:
             row = simulate_adaptive(code, p, n_blocks if dec == "ours" else ldpc_blocks,
                                     seed=args.seed + 1, decoder=dec,
@@ -88,19 +149,39 @@ def main(argv=None) -> int:
                                     start_margin=None if args.start_margin < 0 else args.start_margin,
                                     warm_start=not args.no_warm_start, algorithm=args.algorithm)
             rows.append(row)
+            ours = row if dec == "ours" else ours
             print(json.dumps(row), flush=True)
+        if args.no_fixed or ours is None:
+            continue
+        for at in fixed_at:
+            level = math.ceil(ours["mean_level"] - 1e-9) if at == "mean" else ours["max_level"]
+            for dec in decoders:
+                row = simulate_operating_point(code, p, n_blocks if dec == "ours" else ldpc_blocks,
+                                               level=level, seed=args.seed + 2, decoder=dec,
+                                               max_iter=100, algorithm=args.algorithm)
+                row["operating_point"] = f"{at} level of the ladder"
+                fixed_rows.append(row)
+                print(json.dumps(row), flush=True)
     ours = [r for r in rows if r["decoder"] == "ours"]
+    fixed = [r for r in fixed_rows if r["decoder"] == "ours"]
     if ours:
         at01 = [r["ratio"] for r in ours if abs(r["p"] - 0.1) < 1e-9]
         sweep = [r["ratio"] for r in ours if 0.02 - 1e-9 <= r["p"] <= 0.15 + 1e-9]
         print(json.dumps({
-            "kind": "targets", "decoder": "ours",
+            "kind": "targets", "decoder": "ours", "code": kind,
             "ratio_at_p0.1": at01[0] if at01 else None, "target_at_p0.1": 1.10,
             "max_ratio_sweep": max(sweep) if sweep else None, "target_sweep": 1.15,
             "max_ber": max(r["ber"] for r in ours), "target_ber": 1e-4,
             "min_bits": min(r["bits"] for r in ours),
-            "min_mbit_per_s": min(r["mbit_per_s"] for r in ours),
-            "min_mbit_per_cpu_s": min(r["mbit_per_cpu_s"] for r in ours), "target_mbit_per_s": 1.0,
+            "min_mbit_per_s_adaptive": min(r["mbit_per_s"] for r in ours),
+            "min_mbit_per_cpu_s_adaptive": min(r["mbit_per_cpu_s"] for r in ours),
+            **{f"{key}_fixed_{at}": fn((r[field] for r in fixed
+                                         if r["operating_point"].startswith(at)), default=None)
+               for at in fixed_at
+               for key, fn, field in (("min_mbit_per_s", min, "mbit_per_s"),
+                                      ("min_mbit_per_cpu_s", min, "mbit_per_cpu_s"),
+                                      ("max_ber", max, "ber"), ("max_ratio", max, "ratio"))},
+            "target_mbit_per_s": 1.0,
         }), flush=True)
     return 0
 

@@ -290,7 +290,7 @@ def test_rate_adaptive_rate_grows_with_noise(small_ldpca):
 def test_ldpca_input_errors(small_ldpca):
     with pytest.raises(ValueError, match="must be a multiple of levels"):
         LDPCACode(1001, levels=50)
-    with pytest.raises(ValueError, match="use n >= 15 \\* levels"):
+    with pytest.raises(ValueError, match="use rows >= 15 \\* levels"):
         LDPCACode(700, levels=100)
     with pytest.raises(ValueError, match="level must be an int in \\[1, 50\\]"):
         small_ldpca.positions(51)
@@ -308,6 +308,127 @@ def test_cached_code_equals_fresh_build(tmp_path, monkeypatch):
     assert (a.H0 != b.H0).nnz == 0 and (a.H0 != c.H0).nnz == 0
 
 
+# ---------------------------------------------------------------- base graphs with rows < n, families
+@pytest.fixture(scope="module")
+def low_ldpca():
+    # rates up to 300/1200 = 0.25 in steps of 300 / (20 * 1200) = 0.0125
+    return LDPCACode(1200, levels=20, lam="regular3", rows=300, seed=2)
+
+
+def test_ldpca_with_fewer_rows_is_nested_and_consistent(low_ldpca):
+    code = low_ldpca
+    assert code.H0.shape == (300, 1200)
+    assert code.rate(code.levels) == pytest.approx((300 + code.crc_bits) / 1200)
+    assert code.rate(4) == pytest.approx((4 * 15 + code.crc_bits) / 1200)
+    rng = np.random.default_rng(21)
+    x = rng.integers(0, 2, code.n).astype(np.uint8)
+    feed = code.encode(x)
+    prev = set()
+    for level in (1, 5, 12, 20):
+        pos = code.positions(level)
+        assert pos.size == code.bits_at(level) == level * 15 and prev <= set(pos)
+        prev = set(pos)
+        s = code.merged_syndrome(feed.request(level))
+        assert np.array_equal(s, syndrome(code.merged_matrix(level), x))
+        assert code.merged_matrix(level).nnz == code.H0.nnz  # no edge cancels
+        g, emap = code.graph(level), code.edge_map(level)
+        ref = tanner_graph(code.merged_matrix(level))
+        assert np.array_equal(g.chk_ptr, ref.chk_ptr) and np.array_equal(g.edge_var, ref.edge_var)
+        assert np.array_equal(sp.csr_matrix(code.H0).indices[emap], g.edge_var)
+    # start level: first rate k * 300 / (20 * 1200) >= h(p)
+    p = 0.02
+    k = code.start_level_for(dsbs_llr(np.zeros(code.n, dtype=np.uint8), p))
+    assert k * 15 / 1200 >= binary_entropy(p) > (k - 1) * 15 / 1200
+
+
+def test_ldpca_with_fewer_rows_decodes(low_ldpca):
+    rng = np.random.default_rng(22)
+    for p in (0.01, 0.02):
+        x, y = sample_dsbs(p, low_ldpca.n, rng)
+        res = low_ldpca.decode(low_ldpca.encode(x), dsbs_llr(y, p))
+        assert res.success and np.array_equal(res.x_hat, x)
+        assert binary_entropy(p) < res.rate <= low_ldpca.rate(low_ldpca.levels)
+
+
+def test_family_picks_member_by_prior_p(low_ldpca):
+    from toy_sources.codes.ldpc_accumulate import LDPCAFamily
+
+    high = LDPCACode(1200, levels=40, lam="regular3", seed=3)
+    fam = LDPCAFamily([(0.2, low_ldpca), (1.0, high)])
+    assert fam.index_for(0.02) == 0 and fam.code_for(0.02) is low_ldpca  # h = 0.141
+    assert fam.index_for(0.05) == 1 and fam.code_for(0.3) is high  # h = 0.286
+    r = simulate_adaptive(fam, 0.02, 2, seed=1)
+    assert r["family_member"] == 0 and r["rows"] == 300 and r["ber"] == 0.0
+    assert r["rate_step"] == pytest.approx(300 / (20 * 1200))
+    with pytest.raises(ValueError, match="sorted by increasing h_max"):
+        LDPCAFamily([(1.0, high), (0.2, low_ldpca)])
+    with pytest.raises(ValueError, match="same block length"):
+        LDPCAFamily([(0.2, LDPCACode(600, 20, "regular3", rows=300)), (1.0, high)])
+    with pytest.raises(ValueError, match="crossover p must be in"):
+        fam.index_for(1.5)
+
+
+def test_operating_point_is_one_fixed_rate_decode_per_block(small_ldpca):
+    from toy_sources.codes.ldpc_experiments import simulate_operating_point
+
+    r = simulate_operating_point(small_ldpca, 0.03, 3, level=30, seed=4)
+    assert r["mode"] == "fixed_operating_point" and r["level"] == 30
+    assert r["rate"] == pytest.approx(30 / 50) and r["bits"] == 3000
+    assert r["failures"] == 0 and r["ber"] == 0.0
+    with pytest.raises(ValueError, match="level must be an int"):
+        simulate_operating_point(small_ldpca, 0.03, 1, level=0)
+
+
+def test_ldpca_rows_input_errors():
+    with pytest.raises(ValueError, match="rows=250 .* must be a multiple of levels=20"):
+        LDPCACode(1000, levels=20, rows=250)
+    with pytest.raises(ValueError, match="rows must be an int in \\[1, n=100\\]"):
+        LDPCACode(100, levels=10, rows=200)
+    with pytest.raises(ValueError, match="use rows >= 15 \\* levels"):
+        LDPCACode(1000, levels=20, rows=200)
+
+
+# ---------------------------------------------------------------- density evolution
+def test_density_evolution_regular_36_threshold():
+    """(3,6)-regular ensemble on the BSC: BP threshold 0.084 (Richardson & Urbanke 2001)."""
+    from toy_sources.codes.ldpc_density_evolution import bsc_threshold
+
+    p_star = bsc_threshold({3: 1.0}, {6: 1.0}, lo=0.06, hi=0.11, tol=1e-3)
+    assert abs(p_star - 0.084) < 0.002
+
+
+def test_density_evolution_rate_and_stability():
+    from toy_sources.codes.ldpc_density_evolution import (
+        bsc_bp_converges,
+        check_distribution_for_rate,
+        design_rate,
+        stability_bound_lambda2,
+    )
+
+    for lam in ("ldpca_d15", "sw_low_d20", "regular3"):
+        for rate in (0.16, 0.37, 0.5):
+            rho = check_distribution_for_rate(lam, rate)
+            assert design_rate(lam, rho) == pytest.approx(rate, rel=1e-9)
+            assert max(rho) - min(rho) <= 1
+    # stability: lambda_2 rho'(1) > 1 / (2 sqrt(p(1-p))) makes the zero-error fixed point
+    # unstable -> BP cannot converge even well below the capacity limit
+    rho = {30: 1.0}
+    p = 0.02  # bound on lambda_2: 1 / (29 * 2 * sqrt(0.0196)) = 0.123
+    assert stability_bound_lambda2(rho, p) == pytest.approx(1 / (29 * 2 * np.sqrt(p * (1 - p))))
+    assert not bsc_bp_converges({2: 0.5, 20: 0.5}, rho, 0.005, max_iter=200)
+    assert bsc_bp_converges({3: 0.3, 20: 0.7}, rho, 0.005, max_iter=200)
+
+
+def test_density_evolution_designed_ensembles_beat_the_old_one_where_designed():
+    """DE says sw_low_d20 is much closer to h(p) than ldpca_d15 at syndrome rate 0.16."""
+    from toy_sources.codes.ldpc_density_evolution import bsc_bp_converges, check_distribution_for_rate
+
+    p = 0.0205  # rate / h(p) = 0.16 / 0.1446 = 1.106
+    kw = dict(population=5000, max_iter=300)
+    assert bsc_bp_converges("sw_low_d20", check_distribution_for_rate("sw_low_d20", 0.16), p, **kw)
+    assert not bsc_bp_converges("ldpca_d15", check_distribution_for_rate("ldpca_d15", 0.16), p, **kw)
+
+
 # ---------------------------------------------------------------- Hamming by hand
 def test_hamming_syndrome_coding_is_lossless_at_the_bound():
     r = exhaustive_check()
@@ -321,58 +442,74 @@ def test_hamming_syndrome_coding_is_lossless_at_the_bound():
 
 
 # ---------------------------------------------------------------- full-length targets
+@pytest.fixture(scope="module")
+def family():
+    from toy_sources.codes.ldpc_experiments import cached_ldpca_family
+
+    return cached_ldpca_family(10_000)  # first build ~1-2 min, then cached
+
+
 @pytest.mark.slow
-def test_full_length_residual_ber_target():
+def test_full_length_residual_ber_target(family):
     """n = 10^4, 10^6 source bits at p = 0.1: residual BER <= 1e-4."""
-    code = cached_ldpca_code(10_000, 100)
-    r = simulate_adaptive(code, 0.1, 100, seed=11, start_margin=2)
+    r = simulate_adaptive(family, 0.1, 100, seed=11, start_margin=2)
     assert r["bits"] >= 10**6
     assert r["ber"] <= 1e-4
 
 
 @pytest.mark.slow
-def test_full_length_rate_within_15_percent_for_p_005_to_015():
+def test_full_length_rate_within_15_percent_for_p_005_to_015(family):
     """Met part of the sweep target: rate/H(X|Y) <= 1.15 and BER <= 1e-4 for p in [0.05, 0.15]."""
-    code = cached_ldpca_code(10_000, 100)
     for p in (0.05, 0.15):
-        r = simulate_adaptive(code, p, 100, seed=12, start_margin=2)
+        r = simulate_adaptive(family, p, 100, seed=12, start_margin=2)
         assert r["bits"] >= 10**6 and r["ber"] <= 1e-4
         assert r["ratio"] <= 1.15
 
 
 @pytest.mark.slow
+def test_full_length_low_rate_member_beats_the_single_code_at_p002(family):
+    """The family's low-rate member (sw_low_d20, steps 0.002) needs less rate at p = 0.02
+    than the full-rate LDPCA code (ldpca_d15, steps 0.01) on the same blocks."""
+    fam = simulate_adaptive(family, 0.02, 40, seed=13, start_margin=2)
+    single = simulate_adaptive(cached_ldpca_code(10_000, 100), 0.02, 40, seed=13, start_margin=2)
+    assert fam["family_member"] == 0 and fam["ber"] <= 1e-4 and single["ber"] <= 1e-4
+    assert fam["ratio"] < single["ratio"] - 0.05
+
+
+@pytest.mark.slow
 @pytest.mark.xfail(
-    reason="issue 3 target missed: benchmark (n = 1e4, 1e6 bits) measured rate/H(X|Y) = 1.115 "
-    "at p = 0.1 (target 1.10); 1.115 also with 200 levels",
+    reason="issue 3 target missed: benchmark (n = 1e4, 1e6 bits) measured rate/H(X|Y) = "
+    "1.115 at p = 0.1 (target 1.10); density-evolution-designed alternatives measured no "
+    "better (1.116, 1.13) and a base graph of 0.6 n rows 1.119",
     strict=True,
 )
-def test_full_length_rate_target_at_p01():
-    code = cached_ldpca_code(10_000, 100)
-    r = simulate_adaptive(code, 0.10, 100, seed=12, start_margin=2)
+def test_full_length_rate_target_at_p01(family):
+    r = simulate_adaptive(family, 0.10, 100, seed=12, start_margin=2)
     assert r["ber"] <= 1e-4
     assert r["ratio"] <= 1.10
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="issue 3 target missed at p = 0.02: measured rate/H(X|Y) = 1.49 (target 1.15; "
-    "p = 0.05 ... 0.15 measure 1.12-1.15): the merged low-rate graphs violate BP stability",
+    reason="issue 3 target missed at p = 0.02: the family's low-rate member measured "
+    "rate/H(X|Y) = 1.248 (target 1.15; the single full-rate code measured 1.49); density evolution "
+    "promises 1.055 for its ensemble, the loss is finite-length (n = 1e4)",
     strict=True,
 )
-def test_full_length_rate_target_at_p002():
-    code = cached_ldpca_code(10_000, 100)
-    r = simulate_adaptive(code, 0.02, 100, seed=12, start_margin=2)
+def test_full_length_rate_target_at_p002(family):
+    r = simulate_adaptive(family, 0.02, 100, seed=12, start_margin=2)
     assert r["ber"] <= 1e-4
     assert r["ratio"] <= 1.15
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="issue 3 target missed: measured 0.16-0.25 Mbit per CPU-second (rate-adaptive, "
-    "~3 BP attempts per block) against 1 Mbit/s",
+    reason="issue 3 target missed for the rate-adaptive decoder: measured 0.14-0.25 Mbit per "
+    "CPU-second (~3 BP attempts per block on the feedback ladder) against 1 Mbit/s; one "
+    "fixed-rate decode per block measured 0.3-0.45 at the ladder's mean rate (10-21 % of "
+    "blocks fail there) and 0.8-1.9 at its max rate",
     strict=True,
 )
-def test_full_length_throughput_target():
-    code = cached_ldpca_code(10_000, 100)
-    r = simulate_adaptive(code, 0.10, 100, seed=12, start_margin=2)
+def test_full_length_throughput_target_adaptive(family):
+    r = simulate_adaptive(family, 0.10, 100, seed=12, start_margin=2)
     assert r["mbit_per_cpu_s"] >= 1.0

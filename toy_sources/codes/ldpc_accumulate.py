@@ -3,9 +3,9 @@
 Construction of D. Varodayan, A. Aaron and B. Girod, "Rate-adaptive codes for
 distributed source coding", Signal Processing 86(11):3123–3130, 2006 (Sec. 3):
 
-* a base parity-check matrix :math:`H_0 \\in \\{0,1\\}^{n\\times n}` (here a PEG graph with
-  an irregular variable degree distribution, :mod:`toy_sources.codes.ldpc_matrix`, in
-  which no variable node has two edges inside one period of ``levels`` rows, so no edge
+* a base parity-check matrix :math:`H_0 \\in \\{0,1\\}^{m_0\\times n}` (:math:`m_0 = n` in the
+  paper; ``rows`` here), a PEG graph with an irregular variable degree distribution
+  (:mod:`toy_sources.codes.ldpc_matrix`) in which no variable node has two edges inside one period of ``levels`` rows, so no edge
   cancels when rows are merged — our addition; without it a few variables lost all
   their edges at low rates and the rate needed at p = 0.02 was 1.70 h(p) instead of 1.42);
 * the encoder computes the syndrome :math:`s = H_0 x` and *accumulates* it,
@@ -24,7 +24,12 @@ The transmission order has period ``levels``: inside every period of ``levels``
 consecutive syndrome positions the first ``k`` positions of :attr:`tx_order` are sent at
 level ``k``; ``tx_order[0]`` is the last position of the period and every new position
 splits the currently largest group (so merged check degrees stay balanced at every
-level, as the LDPCA "txSeq").  Rate at level ``k``: ``k / levels`` bits per source bit.
+level, as the LDPCA "txSeq").  Rate at level ``k``: ``k / levels`` bits per source bit
+(``k rows / (levels n)`` for a base matrix of ``rows < n`` rows: a low-rate member with
+finer steps, our generalisation).
+
+:class:`LDPCAFamily` groups codes of the same length designed for different rate
+ranges; the member is chosen from the a-priori crossover that both sides know.
 
 Decoding speed: each level resumes belief propagation from the check-to-variable
 messages of the previous (failed) level, carried by the identity of the ``H0`` edge
@@ -54,7 +59,9 @@ from toy_sources.codes.ldpc_matrix import (
     variable_degree_sequence,
 )
 
-__all__ = ["LDPCACode", "AdaptiveResult", "SyndromeFeed", "balanced_tx_order", "crc_of"]
+__all__ = [
+    "LDPCACode", "LDPCAFamily", "AdaptiveResult", "SyndromeFeed", "balanced_tx_order", "crc_of",
+]
 
 
 def balanced_tx_order(period: int) -> np.ndarray:
@@ -112,7 +119,7 @@ class SyndromeFeed:
 
     def __init__(self, code: "LDPCACode", accumulated: np.ndarray, crc: int):
         self._code = code
-        self._acc = _as_bits(accumulated, "accumulated syndrome", code.n)
+        self._acc = _as_bits(accumulated, "accumulated syndrome", code.rows)
         self.crc = int(crc)
         self.max_level = 0
 
@@ -163,9 +170,15 @@ class LDPCACode:
     Parameters
     ----------
     n : int
-        Block length; must be a multiple of ``levels``.
+        Block length (source bits per block).
     levels : int
-        Number of rates ``k / levels``, ``k = 1 … levels``.
+        Number of nested rates ``k rows / (levels n)``, ``k = 1 … levels``; ``rows``
+        must be a multiple of ``levels``.
+    rows : int, optional
+        Rows ``m0`` of the base matrix ``H0`` (default ``n``: rates up to 1, the LDPCA
+        of Varodayan et al.).  ``rows < n`` gives a family restricted to rates up to
+        ``rows / n`` with finer steps ``rows / (levels n)`` — used for low-rate
+        (small ``p``) codes whose base graph is designed for that range.
     lam : str or dict
         Edge-perspective variable degree distribution of the base graph (see
         :data:`toy_sources.codes.ldpc_matrix.DEGREE_DISTRIBUTIONS`).  The default
@@ -177,7 +190,7 @@ class LDPCACode:
     crc_bits : int
         Length of the CRC sent once per block (counted in the rate).
     H0 : scipy.sparse matrix, optional
-        Use this ``(n, n)`` base matrix instead of building one.
+        Use this ``(rows, n)`` base matrix instead of building one.
 
     Examples
     --------
@@ -190,35 +203,39 @@ class LDPCACode:
     """
 
     def __init__(self, n: int, levels: int = 100, lam="ldpca_d15", seed=0, crc_bits: int = 16,
-                 H0=None):
+                 H0=None, rows=None):
         if isinstance(n, bool) or int(n) != n or n <= 0:
             raise ValueError(f"n must be a positive int, got {n!r}")
         if isinstance(levels, bool) or int(levels) != levels or levels <= 0:
             raise ValueError(f"levels must be a positive int, got {levels!r}")
         n, levels = int(n), int(levels)
-        if n % levels:
-            raise ValueError(f"n={n} must be a multiple of levels={levels}")
+        rows = n if rows is None else rows
+        if isinstance(rows, bool) or int(rows) != rows or not 0 < rows <= n:
+            raise ValueError(f"rows must be an int in [1, n={n}], got {rows!r}")
+        rows = int(rows)
+        if rows % levels:
+            raise ValueError(f"rows={rows} (default n={n}) must be a multiple of levels={levels}")
         if not 0 <= int(crc_bits) <= 32:
             raise ValueError(f"crc_bits must be in [0, 32], got {crc_bits}")
-        self.n, self.levels, self.crc_bits = n, levels, int(crc_bits)
+        self.n, self.rows, self.levels, self.crc_bits = n, rows, levels, int(crc_bits)
         self.lam, self.seed = lam, seed
         self.tx_order = balanced_tx_order(levels)
         if H0 is None:
             dmax = max(resolve_degree_distribution(lam))
-            if n // levels < dmax:
+            if rows // levels < dmax:
                 raise ValueError(
-                    f"n/levels = {n // levels} periods but the degree distribution has "
-                    f"variable degree {dmax}: use n >= {dmax} * levels"
+                    f"rows/levels = {rows // levels} periods but the degree distribution has "
+                    f"variable degree {dmax}: use rows >= {dmax} * levels"
                 )
             # A PEG base graph (Hu et al. 2005) in which no variable has two edges in
             # the same period of `levels` rows: merged checks never leave a period, so
             # no edge cancels at any level (a variable losing all its edges could only
             # be decoded from its prior and would force a request up to the top level).
-            H0 = peg_matrix(variable_degree_sequence(n, lam), n, seed=seed,
-                            row_blocks=np.arange(n) // levels)
+            H0 = peg_matrix(variable_degree_sequence(n, lam), rows, seed=seed,
+                            row_blocks=np.arange(rows) // levels)
         H0 = sp.csr_matrix(H0, dtype=np.uint8)
-        if H0.shape != (n, n):
-            raise ValueError(f"H0 must have shape ({n}, {n}), got {H0.shape}")
+        if H0.shape != (rows, n):
+            raise ValueError(f"H0 must have shape ({rows}, {n}), got {H0.shape}")
         self.H0 = H0
         self._graphs: dict[int, TannerGraph] = {}
 
@@ -232,12 +249,12 @@ class LDPCACode:
         """Sorted accumulated-syndrome positions known at ``level`` (nested in level)."""
         level = self._check_level(level)
         within = np.sort(self.tx_order[:level])
-        starts = np.arange(0, self.n, self.levels)
+        starts = np.arange(0, self.rows, self.levels)
         return (starts[:, None] + within[None, :]).ravel()
 
     def bits_at(self, level: int) -> int:
-        """Number of accumulated syndrome bits known at ``level`` (``level * n / levels``)."""
-        return self._check_level(level) * (self.n // self.levels)
+        """Number of accumulated syndrome bits known at ``level`` (``level * rows / levels``)."""
+        return self._check_level(level) * (self.rows // self.levels)
 
     def rate(self, level: int) -> float:
         """Rate in bits per source bit at ``level``, CRC included."""
@@ -246,9 +263,10 @@ class LDPCACode:
     def merged_matrix(self, level: int) -> sp.csr_matrix:
         """Parity-check matrix of level ``level``: sums (mod 2) of consecutive rows of H0."""
         pos = self.positions(level)
-        group = np.searchsorted(pos, np.arange(self.n), side="left")
+        group = np.searchsorted(pos, np.arange(self.rows), side="left")
         G = sp.csr_matrix(
-            (np.ones(self.n, dtype=np.int64), (group, np.arange(self.n))), shape=(pos.size, self.n)
+            (np.ones(self.rows, dtype=np.int64), (group, np.arange(self.rows))),
+            shape=(pos.size, self.rows),
         )
         M = (G @ self.H0.astype(np.int64)).tocsr()
         M.data %= 2
@@ -274,7 +292,7 @@ class LDPCACode:
         level = self._check_level(level)
         if level not in self._graphs:
             H0 = self.H0
-            rows = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(H0.indptr))
+            rows = np.repeat(np.arange(self.rows, dtype=np.int64), np.diff(H0.indptr))
             cols = H0.indices.astype(np.int64)
             pos = self.positions(level)
             group = np.searchsorted(pos, rows, side="left")
@@ -345,13 +363,13 @@ class LDPCACode:
 
         The decoder computes :math:`\\hat H = \\frac1n \\sum_i h(1/(1+e^{|L_i|}))`, the
         conditional entropy of ``x`` under its own prior (for the DSBS, :math:`h(p)`),
-        and starts at the first level with ``k / levels >= Ĥ`` — no code can succeed
+        and starts at the first level with ``k rows / (levels n) >= Ĥ`` — no code can succeed
         reliably below the Slepian–Wolf bound, so this only skips hopeless attempts.
         """
         llr = np.abs(np.asarray(llr_prior, dtype=float))
         q = 1.0 / (1.0 + np.exp(np.minimum(llr, 700.0)))
         h = float(np.mean(binary_entropy(q)))
-        return int(min(self.levels, max(1, np.ceil(h * self.levels - 1e-9))))
+        return int(min(self.levels, max(1, np.ceil(h * self.n * self.levels / self.rows - 1e-9))))
 
     def decode(self, feed: SyndromeFeed, llr_prior, *, start_level=None, max_iter: int = 200,
                stall: int = 20, algorithm: str = "sum_product_table",
@@ -404,3 +422,61 @@ class LDPCACode:
             rate=feed.bits_sent / self.n, bits_sent=feed.bits_sent, attempts=attempts,
             iterations=iterations, history=history,
         )
+
+
+class LDPCAFamily:
+    """Several LDPCA codes of the same block length, each serving a range of correlations.
+
+    One LDPCA base graph cannot be good at every rate: its variable degrees are fixed
+    while the merged check degrees grow as the rate falls (:math:`\\bar d_c = \\bar d_v /
+    R`), and a distribution designed for :math:`R \\approx 0.5` is far from threshold at
+    :math:`R \\approx 0.15` (density evolution, :mod:`toy_sources.codes.ldpc_density_evolution`).
+    A family holds members ``(h_max, code)`` sorted by ``h_max``; the member used for a
+    source with a-priori crossover ``p`` is the first one with :math:`h(p) \\le`
+    ``h_max`` (the last one otherwise).
+
+    Protocol assumption (documented, not hidden): the a-priori correlation ``p`` is a
+    parameter of the source model known to *both* encoder and decoder (as in every
+    DSBS experiment, where the decoder needs it for its prior LLRs anyway), so both
+    pick the same member before the first bit is sent; no bit is spent on the choice.
+    Within the member, the rate still adapts block by block through the feedback ladder.
+
+    Examples
+    --------
+    >>> lo = LDPCACode(400, levels=10, lam="regular3", rows=100)
+    >>> hi = LDPCACode(400, levels=20, lam="regular3")
+    >>> fam = LDPCAFamily([(0.3, lo), (1.0, hi)])
+    >>> fam.code_for(0.02) is lo, fam.code_for(0.1) is hi
+    (True, True)
+    """
+
+    def __init__(self, members):
+        members = [(float(h), c) for h, c in members]
+        if not members:
+            raise ValueError("LDPCAFamily needs at least one (h_max, code) member")
+        for h, c in members:
+            if not isinstance(c, LDPCACode):
+                raise TypeError(f"family members must be LDPCACode, got {type(c).__name__}")
+            if not 0.0 < h:
+                raise ValueError(f"h_max must be positive, got {h}")
+        if len({c.n for _, c in members}) != 1:
+            raise ValueError("all members of a family must have the same block length n")
+        if [h for h, _ in members] != sorted(h for h, _ in members):
+            raise ValueError("family members must be sorted by increasing h_max")
+        self.members = members
+        self.n = members[0][1].n
+
+    def index_for(self, p: float) -> int:
+        """Index of the member serving a-priori crossover ``p`` (see the class docstring)."""
+        p = float(p)
+        if not 0.0 < p < 1.0 or not np.isfinite(p):
+            raise ValueError(f"crossover p must be in (0, 1), got {p}")
+        h = float(binary_entropy(p))
+        for i, (h_max, _) in enumerate(self.members):
+            if h <= h_max:
+                return i
+        return len(self.members) - 1
+
+    def code_for(self, p: float) -> LDPCACode:
+        """The member code used at a-priori crossover ``p``."""
+        return self.members[self.index_for(p)][1]

@@ -13,6 +13,13 @@ Two decoders run on the same matrices and the same blocks:
   with the syndrome of the error pattern :math:`z = x \\oplus y`,
   :math:`Hz = s \\oplus Hy`, and :math:`\\hat x = y \\oplus \\hat z`.
 
+Codes: :func:`cached_ldpca_code` (one LDPCA code) and :func:`cached_ldpca_family` (the
+rate-adaptive family of :data:`DEFAULT_FAMILY`: a low-rate member for small ``p`` and the
+full-rate LDPCA code, the member picked from the a-priori ``p``).  Throughput is measured
+both for the rate-adaptive ladder (:func:`simulate_adaptive`, several BP attempts per
+block) and for one fixed-rate decode per block at a level of the ladder
+(:func:`simulate_operating_point`); the rows say which (``mode``).
+
 Only decoder calls are timed (graph/decoder construction is excluded).
 """
 
@@ -27,7 +34,7 @@ import scipy.sparse as sp
 
 from toy_sources.bounds import binary_entropy
 from toy_sources.codes.ldpc import decode_syndrome, dsbs_llr, syndrome, tanner_graph
-from toy_sources.codes.ldpc_accumulate import LDPCACode
+from toy_sources.codes.ldpc_accumulate import LDPCACode, LDPCAFamily
 from toy_sources.codes.ldpc_matrix import resolve_degree_distribution
 from toy_sources.sources import sample_dsbs  # re-exported: the notebook and tests import it from here
 
@@ -39,23 +46,56 @@ def _cache_dir() -> Path:
 
 
 def cached_ldpca_code(n: int, levels: int = 100, lam="ldpca_d15", seed: int = 0,
-                      crc_bits: int = 16, cache: bool = True) -> LDPCACode:
+                      crc_bits: int = 16, cache: bool = True, rows=None) -> LDPCACode:
     """:class:`LDPCACode` whose PEG base matrix is cached on disk (``$MDIC_LAB_CACHE``).
 
-    PEG for ``n = 10^4`` takes ~10 s; the cache makes re-runs start at once.  The
+    PEG for ``n = 10^4`` takes 10–25 s; the cache makes re-runs start at once.  The
     cached matrix is exactly what the same arguments would build.
     """
     name = lam if isinstance(lam, str) else "custom"
-    path = _cache_dir() / f"ldpca_v3_H0_n{n}_L{levels}_{name}_seed{seed}.npz"
+    if rows is None or int(rows) == int(n):
+        rows = None
+        path = _cache_dir() / f"ldpca_v3_H0_n{n}_L{levels}_{name}_seed{seed}.npz"
+    else:
+        path = _cache_dir() / f"ldpca_v4_H0_n{n}_m{int(rows)}_L{levels}_{name}_seed{seed}.npz"
     if cache and isinstance(lam, str) and path.exists():
-        return LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits, H0=sp.load_npz(path))
-    code = LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits)
+        return LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits, H0=sp.load_npz(path),
+                         rows=rows)
+    code = LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits, rows=rows)
     if cache and isinstance(lam, str):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
         sp.save_npz(tmp, code.H0)
         os.replace(tmp, path)
     return code
+
+
+#: The default rate-adaptive family at block length ``n`` (fractions of ``n``):
+#: ``(h_max, rows / n, levels, lam)``.  The low member serves :math:`h(p) \le 0.25`
+#: (p <= 0.041) with a base graph of ``0.3 n`` rows designed by density evolution for
+#: syndrome rates near 0.16 (``"sw_low_d20"``) and rate steps of ``0.3 / 150 = 0.002``;
+#: the high member is the full-rate LDPCA code (``"ldpca_d15"``, steps of 0.01).
+DEFAULT_FAMILY = (
+    (0.25, 0.3, 150, "sw_low_d20"),
+    (1.0, 1.0, 100, "ldpca_d15"),
+)
+
+
+def cached_ldpca_family(n: int = 10_000, seed: int = 0, crc_bits: int = 16,
+                        spec=DEFAULT_FAMILY, cache: bool = True) -> LDPCAFamily:
+    """The :class:`LDPCAFamily` of :data:`DEFAULT_FAMILY` (or ``spec``) at block length ``n``.
+
+    Every member is a :func:`cached_ldpca_code`; ``rows = round(frac * n)`` must be a
+    multiple of its ``levels`` with at least max-degree periods (``n = 10^4`` works;
+    building the two base graphs the first time takes about a minute).
+    """
+    members = []
+    for h_max, frac, levels, lam in spec:
+        rows = int(round(float(frac) * n))
+        members.append((h_max, cached_ldpca_code(n, int(levels), lam, seed=seed,
+                                                 crc_bits=crc_bits, cache=cache,
+                                                 rows=None if rows == n else rows)))
+    return LDPCAFamily(members)
 
 
 class PypiSyndromeBP:
@@ -79,11 +119,15 @@ class PypiSyndromeBP:
         return x_hat, bool(self.dec.converge), int(self.dec.iter)
 
 
-def simulate_adaptive(code: LDPCACode, p: float, n_blocks: int, seed: int = 0,
+def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
                       decoder: str = "ours", max_iter: int = 200, stall: int = 20,
                       start_margin=None, algorithm: str = "sum_product_table",
                       warm_start: bool = True) -> dict:
     """Rate-adaptive SW coding of ``n_blocks`` DSBS blocks; returns measured figures.
+
+    ``code`` is an :class:`LDPCACode` or an :class:`LDPCAFamily` (then the member
+    chosen by the a-priori ``p`` is used, and its index is reported as
+    ``family_member``).
 
     Returns a dict with ``decoder, p, n, rate`` (mean bits sent per source bit, CRC
     included), ``h_x_given_y``, ``ratio``, ``ber`` (bit errors / source bits over all
@@ -101,9 +145,13 @@ def simulate_adaptive(code: LDPCACode, p: float, n_blocks: int, seed: int = 0,
         raise ValueError(f"unknown decoder {decoder!r} (expected one of: {', '.join(DECODERS)})")
     if int(n_blocks) < 1:
         raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
+    member = None
+    if isinstance(code, LDPCAFamily):
+        member = code.index_for(p)
+        code = code.code_for(p)
     rng = np.random.default_rng(seed)
     pypi = {}
-    rates, errors, fails, attempts, secs = [], 0, 0, [], 0.0
+    rates, errors, fails, attempts, secs, final_levels = [], 0, 0, [], 0.0, []
     prev_level = None
     cpu = 0.0
     for _ in range(int(n_blocks)):
@@ -136,6 +184,7 @@ def simulate_adaptive(code: LDPCACode, p: float, n_blocks: int, seed: int = 0,
             start = max(start, prev_level - int(start_margin))
         res = code.decode(feed, llr, start_level=start, level_decoder=level_decoder)
         prev_level = res.level
+        final_levels.append(res.level)
         secs += timer[0]
         cpu += timer[1]
         rates.append(res.rate)
@@ -146,7 +195,11 @@ def simulate_adaptive(code: LDPCACode, p: float, n_blocks: int, seed: int = 0,
     name = decoder if (decoder == "ldpc" or algorithm.startswith("sum_product")) else f"{decoder}-{algorithm}"
     return _summary(name, "adaptive", p, code.n, float(np.mean(rates)), errors,
                     int(n_blocks) * code.n, secs, failures=fails,
-                    attempts=float(np.mean(attempts)), levels=code.levels,
+                    attempts=float(np.mean(attempts)), levels=code.levels, rows=code.rows,
+                    rate_step=code.rows / (code.levels * code.n),
+                    lam=code.lam if isinstance(code.lam, str) else "custom",
+                    family_member=member, mean_level=float(np.mean(final_levels)),
+                    max_level=int(np.max(final_levels)),
                     start_margin=start_margin, warm_start=bool(warm_start) and decoder == "ours",
                     max_iter=int(max_iter), stall=int(stall) if decoder == "ours" else None,
                     algorithm=algorithm if decoder == "ours" else "product_sum (ldpc.BpDecoder)",
@@ -185,6 +238,35 @@ def simulate_fixed(H, p: float, n_blocks: int, seed: int = 0, decoder: str = "ou
         fails += int(not ok)
     return _summary(decoder, "fixed", p, g.n, g.m / g.n, errors, int(n_blocks) * g.n, secs,
                     failures=fails, cpu_seconds=cpu)
+
+
+def simulate_operating_point(code, p: float, n_blocks: int, level=None, seed: int = 0,
+                             decoder: str = "ours", max_iter: int = 100,
+                             algorithm: str = "sum_product_table") -> dict:
+    """Fixed-rate decoding with one level of a rate-adaptive code: one BP run per block.
+
+    This is the throughput of the decoder at the operating point, without the
+    feedback ladder (which runs several attempts per block).  ``code`` is an
+    :class:`LDPCACode` or an :class:`LDPCAFamily` (member chosen by ``p``); ``level``
+    is the fixed level (e.g. the mean level a :func:`simulate_adaptive` run settled
+    on, rounded up).  The row is :func:`simulate_fixed` on the merged matrix of that
+    level (``mode = "fixed"``, rate ``m/n`` without CRC, ``failures`` = blocks whose
+    syndrome was not satisfied — at the ladder's mean rate some blocks need more,
+    and their errors count in ``ber``), plus ``level``, ``lam`` and ``family_member``.
+    """
+    member = None
+    if isinstance(code, LDPCAFamily):
+        member = code.index_for(p)
+        code = code.code_for(p)
+    level = code._check_level(level)
+    H = code.graph(level) if decoder == "ours" else code.merged_matrix(level)
+    row = simulate_fixed(H, p, n_blocks, seed=seed, decoder=decoder, max_iter=max_iter,
+                         algorithm=algorithm)
+    row.update(mode="fixed_operating_point", level=int(level), levels=code.levels,
+               lam=code.lam if isinstance(code.lam, str) else "custom", family_member=member,
+               max_iter=int(max_iter),
+               algorithm=algorithm if decoder == "ours" else "product_sum (ldpc.BpDecoder)")
+    return row
 
 
 def _summary(decoder, mode, p, n, rate, errors, bits, secs, cpu_seconds, **extra) -> dict:
