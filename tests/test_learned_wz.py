@@ -15,7 +15,7 @@ from toy_sources.codes.learned_wz import (  # noqa: E402
 )
 
 FAST = dict(rho=0.95, lam=40.0, n_indices=8, n_features=32, hidden=32, steps=250, batch_size=512,
-            warmup_steps=60, seed=0)
+            warmup_steps=60, seed=0, lam_start_factor=1.0, restarts=1, decoder_steps=0)
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +98,79 @@ def test_bad_input():
         model.encode(np.zeros((2, 2)))
     with pytest.raises(ValueError, match=r"\[0, 3\]"):
         model.decode(np.array([0, 7]), np.zeros(2))
+
+
+def test_restarts_keep_the_best_validation_lagrangian():
+    cfg = LearnedWZConfig(**{**FAST, "steps": 20, "warmup_steps": 5, "restarts": 2, "n_indices": 4, "hidden": 8,
+                             "n_features": 8})
+    model, log = train_learned_wz(cfg)
+    assert len(log["val_J"]) == 2
+    assert log["restart"] == int(np.argmin(log["val_J"]))
+    assert model.config.seed == cfg.seed and model.config.restarts == 2
+
+
+def test_lambda_annealing_config_checked():
+    with pytest.raises(ValueError, match="lam_start_factor"):
+        LearnedWZConfig(lam_start_factor=0.5)
+    with pytest.raises(ValueError, match="restarts"):
+        LearnedWZConfig(restarts=0)
+    with pytest.raises(ValueError, match="lam_anneal_frac"):
+        LearnedWZConfig(lam_anneal_frac=1.5)
+
+
+# --- the learned compressor against the one-shot optimum (slow: ~1-2 minutes each) -------
+RHO = 0.95
+STRONG = dict(rho=RHO, n_indices=16, n_features=64, steps=400, lam_start_factor=4.0, restarts=4)
+
+
+@pytest.fixture(scope="module")
+def lloyd_hull_095():
+    from toy_sources.codes.wz_lloyd import WZGrid, one_shot_curve, periodic_inits
+
+    g = WZGrid(1.0, RHO, n_x=601, y_per_s=6)
+    return one_shot_curve(rate="marginal", grid=g, n_lams=8, rate_range=(0.2, 2.4),
+                          inits=periodic_inits(g, phases=(0.0,)))["hull"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lam", [30.0, 45.0])
+def test_learned_reaches_one_shot_optimum(lam, lloyd_hull_095):
+    from toy_sources.codes.wz_lloyd import hull_distortion
+    from toy_sources.codes.wyner_ziv import gap_db
+
+    model, _ = train_learned_wz(LearnedWZConfig(lam=lam, seed=0, **{k: v for k, v in STRONG.items()}))
+    ev = evaluate_learned_wz(model, n=50_000, seed=4321)
+    d_opt = hull_distortion(lloyd_hull_095, ev["rate_coded"])
+    assert gap_db(ev["mse"], d_opt) < 0.5  # within a few tenths of a dB of the best one-shot code
+    assert ev["mse"] < ev["d_no_si"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 3 target 'within 1 dB of D_WZ for R in [0.5, 1.5]' is out of reach of ANY one-shot scalar code at "
+    "rho = 0.95: the entropy-constrained Lloyd optimum (rate H(M), index coded without y) is 2.06 dB above "
+    "D_WZ at R = 0.5, 3.83 dB at R = 1.0, 5.12 dB at 1.5 (wz_lloyd, 801x258 grid; 1.21/1.50/1.57 dB even with "
+    "an ideal SW rate H(M|Y)); the learned compressor is 0.2-0.3 dB above that curve (seed 0: +0.20 dB at "
+    "1.59 bits, +0.31 dB at 1.99 bits). Even at rho = 0 the one-shot optimum (ECSQ) is 1.53 dB off at 1 bit"))
+def test_issue3_one_db_target_at_rho_095(lloyd_hull_095):
+    from toy_sources.codes.wz_lloyd import hull_distortion
+    from toy_sources.codes.wyner_ziv import GaussianSideInfoSource, gap_db
+
+    src = GaussianSideInfoSource(1.0, RHO)
+    gaps = [gap_db(hull_distortion(lloyd_hull_095, R), src.d_wz(R)) for R in (0.5, 1.0, 1.5)]
+    assert max(gaps) <= 1.0, gaps
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 3 target 'within 1.53 dB of D_WZ up to 2 bits' (real, marginal-coded index) is out of reach of any "
+    "one-shot scalar code at rho = 0.95: the Lloyd optimum is 5.92 dB above D_WZ at 2 bits (4 equiprobable "
+    "periodic bins); the learned compressor measures 6.22 dB at 1.99 bits. Only an ideal SW rate H(M|Y) "
+    "(oracle) gets within ~1.6 dB"))
+def test_issue3_scalar_gap_target_at_rho_095(lloyd_hull_095):
+    from toy_sources.codes.wz_lloyd import hull_distortion
+    from toy_sources.codes.wyner_ziv import GaussianSideInfoSource, gap_db, scalar_quantizer_gap_db
+
+    src = GaussianSideInfoSource(1.0, RHO)
+    gaps = [gap_db(hull_distortion(lloyd_hull_095, R), src.d_wz(R)) for R in (0.5, 1.0, 1.5, 2.0)]
+    assert max(gaps) <= scalar_quantizer_gap_db(), gaps

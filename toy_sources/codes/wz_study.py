@@ -15,7 +15,8 @@ import numpy as np
 from .entropy_coding import ideal_code_length_bits
 from .wyner_ziv import GaussianSideInfoSource, NestedScalarQuantizer, exact_performance, gap_db, optimise_nested
 
-__all__ = ["nested_rows", "ldpc_rows", "learned_rows", "high_rate_gap_db", "pick_targets"]
+__all__ = ["nested_rows", "ldpc_rows", "learned_rows", "lloyd_curves", "lloyd_rows", "high_rate_gap_db",
+           "pick_targets"]
 
 CODED_KINDS = {
     "marginal": "range coder with the marginal pmf, P(c) or learned p(u) (encoder without y: a real WZ bitstream)",
@@ -114,14 +115,49 @@ def ldpc_rows(source: GaussianSideInfoSource, targets, n=4000, block=2000, level
     return rows
 
 
+def lloyd_curves(source: GaussianSideInfoSource, kinds=("marginal", "sw"), **kw):
+    """The one-shot operational curves (:func:`toy_sources.codes.wz_lloyd.one_shot_curve`)
+    of this source, one per rate kind; ``kw`` goes to ``one_shot_curve`` (grid size, λs).
+    The SW hull also holds the marginal-designed codes at their rate ``H(M|Y)``."""
+    from .wz_lloyd import merge_into_sw, one_shot_curve
+
+    curves = {k: one_shot_curve(source.var_x, source.rho, k, **kw) for k in kinds}
+    if "marginal" in curves and "sw" in curves:
+        curves["sw"] = merge_into_sw(curves["marginal"], curves["sw"])
+    return curves
+
+
+def lloyd_rows(source: GaussianSideInfoSource, curves, targets):
+    """Rows of the one-shot optimum at the target rates (hull of the Lloyd search).
+
+    ``rate_entropy`` is the target rate (``H(M)`` for ``one_shot_lloyd_marginal``,
+    ``H(M|Y)`` for ``one_shot_lloyd_sw``); ``rate_coded`` is ``None``: these are exact
+    (grid-integrated) performances of designed codes, not coded samples. Targets outside
+    a curve's range are skipped.
+    """
+    from .wz_lloyd import hull_distortion
+
+    rows = []
+    for kind, c in curves.items():
+        for t in targets:
+            d = hull_distortion(c["hull"], t)
+            if np.isfinite(d):
+                rows.append(_row(f"one_shot_lloyd_{kind}", source, t, None,
+                                 "none (exact performance of the designed code on the grid)", d))
+    return rows
+
+
 def learned_rows(source: GaussianSideInfoSource, lams, rate_model="marginal", n_test=50_000, seed=0,
-                 **config):
+                 lloyd_hull=None, **config):
     """Train the learned compressor at each λ and evaluate it on held-out samples.
 
     Returns ``(rows, models)``; each row adds ``lam``, ``n_used`` (indices used),
-    ``intervals_per_index`` (disjoint x-intervals each used index owns, over ±4σ) and
-    ``train_seconds``.
+    ``intervals_per_index`` (disjoint x-intervals each used index owns, over ±4σ),
+    ``train_seconds`` and, if ``lloyd_hull`` (the one-shot hull of the same rate kind) is
+    given, ``d_lloyd`` and ``lloyd_gap_db`` (gap to the one-shot optimum at the coded rate).
     """
+    from .wz_lloyd import hull_distortion
+
     from .learned_wz import LearnedWZConfig, evaluate_learned_wz, index_intervals, train_learned_wz
 
     rows, models = [], []
@@ -138,6 +174,10 @@ def learned_rows(source: GaussianSideInfoSource, lams, rate_model="marginal", n_
             max_intervals_per_index=max(iv["per_index"].values()) if iv["per_index"] else 0,
             train_seconds=log["seconds"], n_test=int(n_test),
         ))
+        if lloyd_hull is not None:
+            d = hull_distortion(lloyd_hull, ev["rate_coded"])
+            rows[-1]["d_lloyd"] = d if np.isfinite(d) else None
+            rows[-1]["lloyd_gap_db"] = gap_db(ev["mse"], d) if np.isfinite(d) else None
         models.append(model)
     return rows, models
 
