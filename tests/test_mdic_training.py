@@ -38,7 +38,7 @@ def test_presets_names_aliases_and_errors():
     with pytest.raises(ValueError, match=r"unknown preset 'huge' \(expected one of: smoke, lab, paper\)"):
         MDICTrainConfig.preset("huge")
     lab = MDICConfig.preset("lab")
-    assert lab.image_size == (128, 256) and lab.latent_grid == (16, 32) and lab.token_grid == (8, 16)
+    assert lab.image_size == (128, 256) and lab.latent_grid == (16, 32) and lab.token_grid == (16, 32)
     paper, tp = MDICConfig.preset("paper"), MDICTrainConfig.preset("paper")
     assert paper.pretrained == "stabilityai/stable-diffusion-2-1-base" and paper.num_inference_steps == 10
     assert (tp.batch_size, tp.lr, tp.warmup_steps) == (8, 8e-5, 10_000)

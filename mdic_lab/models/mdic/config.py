@@ -21,7 +21,7 @@ of the ablation sweep are therefore codebook sizes (:data:`RATE_POINTS`), as in 
 >>> MDICConfig.preset("tiny") == cfg
 True
 >>> MDICConfig.preset("lab").latent_grid, MDICConfig.preset("lab").token_grid
-((16, 32), (8, 16))
+((16, 32), (16, 32))
 >>> MDICConfig(variant="no_txt")
 Traceback (most recent call last):
 ...
@@ -290,7 +290,7 @@ class MDICConfig:
         """The preset at rate point ``point`` (0 = lowest rate) of :data:`RATE_POINTS`.
 
         >>> [MDICConfig.rate_point("lab", k).codebook_size for k in range(3)]
-        [16, 64, 256]
+        [2, 4, 8]
         """
         name = PRESET_ALIASES.get(preset, preset)
         points = RATE_POINTS.get(name)
@@ -321,16 +321,17 @@ PRESETS = {
                   ts_d_model=32, g1_d_model=32, g1_layers=1, ts_layers=1, em_layers=1, mask_hidden=16,
                   g2_hidden=16, num_inference_steps=4),
     # the embedded default: the paper's 128×256 on a laptop CPU.  VAE ×8 like SD → 16×32 latent with 8
-    # channels (more channels than SD's 4: the small VAE is pretrained for minutes only); HyperAlign ×2 →
-    # 8×16 = 128 tokens; K = 256 codewords → at most 1024 bits = 0.031 bpp of payload; v-prediction.
-    # Measured on the shared 2-core machine: a ×4 VAE reconstructs better (19.3 dB after 400 steps) but
-    # its 32×64 latent makes a UNet step 3× slower (2.3 s vs 0.8 s at batch 8), out of the 3-minute budget.
-    # Decoder: anchored x_0-prediction (decoder_anchor, prediction_type "sample"; see decoder.py).  Measured
-    # on 16 held-out pairs after 150 steps (batch 8, lr 3e-3): v-prediction without anchor 16.8 dB /
-    # MS-SSIM 0.48; anchored 17.5 dB / 0.60 (frozen-VAE ceiling 17.8 dB / 0.66); drawing t from the 10
-    # DDIM time steps instead of U{0..T−1} made no difference (17.4 dB / 0.60), so Eq. 19's uniform t stays.
-    "lab": dict(vae_block_out_channels=(16, 32, 64, 64), vae_latent_channels=8, hyper_downsample=2,
-                unet_block_out_channels=(32, 64), codebook_size=256, prediction_type="sample",
+    # channels (more channels than SD's 4: the small VAE is pretrained for minutes only); HyperAlign ×1 →
+    # 16×32 = 512 tokens, so z_y, z_d and ẑ_xc keep the latent's resolution; K = 4 codewords → at most
+    # 1024 bits = 0.031 bpp of payload; anchored x_0-prediction decoder (decoder_anchor, see decoder.py).
+    # Measured on 16 held-out pairs after 150 steps (batch 8, lr 3e-3), on the 2400-step lab VAE (22.7 dB):
+    #   HyperAlign ×2, K = 256 (128 tokens, same 0.031 bpp cap): 17.0 dB / MS-SSIM 0.55 at 0.032 coded bpp,
+    #   the ×2 token grid upsampled to the latent leaves a blocky collage of the side view;
+    #   HyperAlign ×1, K = 4 (this preset): 18.1 dB / MS-SSIM 0.63 at 0.034 coded bpp.
+    # Earlier, on the 400-step VAE (17.8 dB): anchored 17.5 dB / 0.60 vs 16.8 dB / 0.48 for v-prediction
+    # without anchor; drawing t from the 10 DDIM steps instead of U{0..T−1} made no difference.
+    "lab": dict(vae_block_out_channels=(16, 32, 64, 64), vae_latent_channels=8, hyper_downsample=1,
+                unet_block_out_channels=(32, 64), codebook_size=4, prediction_type="sample",
                 decoder_anchor=True),
     # the paper: SD 2.1-base backbone (16×32 latent), 8×16 = 128 tokens, 10 DDIM steps
     "paper": dict(pretrained=SD21_BASE_HUB_ID, hyper_downsample=2, hyper_channels=128, z_channels=8,
@@ -343,10 +344,10 @@ PRESET_ALIASES = {"tiny": "smoke", "laptop": "lab"}
 
 #: Rate points per preset (lowest rate first).  λ cannot move the encoder's rate of discrete VQ
 #: indices (see the module docstring), so a rate point is a codebook size K: the payload is at
-#: most N_tokens · log2 K bits (lab: 128 tokens × {4, 6, 8} bits = {0.016, 0.023, 0.031} bpp).
+#: most N_tokens · log2 K bits (lab: 512 tokens × {1, 2, 3} bits = {0.016, 0.031, 0.047} bpp).
 RATE_POINTS = {
     "smoke": [dict(codebook_size=16), dict(codebook_size=64)],
-    "lab": [dict(codebook_size=16), dict(codebook_size=64), dict(codebook_size=256)],
+    "lab": [dict(codebook_size=2), dict(codebook_size=4), dict(codebook_size=8)],
     "paper": [dict(codebook_size=64, lambda_rate=10.0), dict(codebook_size=256, lambda_rate=0.1),
               dict(codebook_size=1024, lambda_rate=0.1)],
 }

@@ -45,10 +45,8 @@ class CausalSelfAttention(nn.Module):
         b, t, c = x.shape
         q, k, v = self.qkv(x).split(c, dim=2)
         q, k, v = (u.view(b, t, self.heads, c // self.heads).transpose(1, 2) for u in (q, k, v))  # (B, nh, T, hs)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(c // self.heads)  # (B, nh, T, T)
-        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
-        att = att.masked_fill(causal, float("-inf")).softmax(-1)
-        y = (att @ v).transpose(1, 2).reshape(b, t, c)  # (B, T, C)
+        # softmax(q kᵀ/√d + causal mask) v, fused (no (B, nh, T, T) score tensor in memory)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, c)  # (B, T, C)
         return self.proj(y)
 
 
