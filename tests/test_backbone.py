@@ -103,3 +103,20 @@ def test_ddim_scheduler_closed_form():
     torch.testing.assert_close(s.alphas_cumprod.double(), torch.cumprod(1 - beta, 0), rtol=1e-5, atol=1e-7)
     s.set_timesteps(10)
     assert s.timesteps.tolist() == [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
+
+
+def test_pretrain_config_schedule_and_validation():
+    """The VAE schedule: linear warm-up, cosine to the final fraction; bad values are refused."""
+    import math
+
+    from mdic_lab.models.mdic.pretrain import PRETRAIN_PRESETS, PretrainConfig, vae_lr_lambda
+
+    f = vae_lr_lambda(PretrainConfig(vae_steps=202, vae_warmup_steps=1, vae_final_lr_fraction=0.05))
+    assert f(0) == 1.0 and math.isclose(f(201), 0.05) and math.isclose(f(101), 0.05 + 0.95 * 0.5)
+    assert all(f(s) >= f(s + 1) for s in range(1, 201))  # non-increasing after warm-up
+    lab = PRETRAIN_PRESETS["lab"]
+    assert lab.vae_hflip and lab.vae_crop == (64, 128) and lab.vae_steps > lab.vae_warmup_steps
+    with pytest.raises(ValueError, match="vae_final_lr_fraction must lie in"):
+        PretrainConfig(vae_final_lr_fraction=0.0)
+    with pytest.raises(ValueError, match="vae_warmup_steps must be a non-negative int"):
+        PretrainConfig(vae_warmup_steps=-1)

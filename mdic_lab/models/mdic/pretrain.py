@@ -64,9 +64,9 @@ BACKBONE_FIELDS = ("image_size", "vae_block_out_channels", "vae_layers_per_block
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """How the small backbone is pretrained on the synthetic world (defaults: ``lab``)."""
+    """How the small backbone is pretrained on the synthetic world (per preset: :data:`PRETRAIN_PRESETS`)."""
 
-    vae_steps: int = 400  # AdamW steps of the VAE reconstruction objective (~2 min on one core)
+    vae_steps: int = 400  # AdamW steps of the VAE reconstruction objective (lab: 2400)
     vae_batch_size: int = 16  # images per VAE step (left and right views are both used)
     vae_crop: tuple | None = (32, 64)  # random crop (H, W) for the (fully convolutional) VAE; None = whole image
     vae_lr: float = 2e-3  # AdamW learning rate of the VAE
