@@ -327,7 +327,8 @@ PRESETS = {
     # Measured on 16 held-out pairs after 150 steps (batch 8, lr 3e-3), on the 2400-step lab VAE (22.7 dB):
     #   HyperAlign ×2, K = 256 (128 tokens, same 0.031 bpp cap): 17.0 dB / MS-SSIM 0.55 at 0.032 coded bpp,
     #   the ×2 token grid upsampled to the latent leaves a blocky collage of the side view;
-    #   HyperAlign ×1, K = 4 (this preset): 18.1 dB / MS-SSIM 0.63 at 0.034 coded bpp.
+    #   HyperAlign ×1, K = 4 (this preset): 18.1 dB / MS-SSIM 0.63 at 0.034 coded bpp (1 thread; the
+    #   2-thread reference run of benchmarks/mdic.py: 18.2 dB / 0.64; NDIC λ=0.0002: 18.0 / 0.60 at 0.073).
     # Earlier, on the 400-step VAE (17.8 dB): anchored 17.5 dB / 0.60 vs 16.8 dB / 0.48 for v-prediction
     # without anchor; drawing t from the 10 DDIM steps instead of U{0..T−1} made no difference.
     "lab": dict(vae_block_out_channels=(16, 32, 64, 64), vae_latent_channels=8, hyper_downsample=1,

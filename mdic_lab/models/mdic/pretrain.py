@@ -109,12 +109,10 @@ class PretrainConfig:
 PRETRAIN_PRESETS = {
     "smoke": PretrainConfig(vae_steps=4, vae_batch_size=2, vae_crop=None, text_steps=4, text_batch_size=4,
                             tower_size=(16, 32), train_length=8, eval_length=4),
-    # lab: 400 VAE steps → 17.8 dB VAE reconstruction (138 s on one free core).  Measured alternative:
-    # 1200 steps → 18.7 dB (541 s on a shared core), but the 150-step anchored MDIC trained on that
-    # latent reached only 16.4 dB / MS-SSIM 0.52 (vs 17.5 / 0.60 on the 400-step VAE), so 400 stays.
-    # lab: 2400 VAE steps on 64×128 crops (batch 8, flips, warm-up + cosine decay) over 512 pairs.
-    # Measured history: 400 steps on 32×64 crops → 17.8 dB (washed-out colours; the reconstruction was
-    # not visibly the scene); 800 constant-lr steps on 64×128 crops → 20.0 dB.
+    # lab: 2400 VAE steps on 64×128 crops (batch 8, flips, warm-up + cosine decay) over 512 pairs →
+    # 22.7 dB validation PSNR with colours and objects (37 min on the shared machine, ~20 CPU-minutes; once,
+    # cached).  Measured history: 400 steps on 32×64 crops → 17.8 dB with washed-out colours (the decoder
+    # could not show the scene); 1200 such steps → 18.7 dB; 800 constant-lr steps on 64×128 crops → 20.0 dB.
     "lab": PretrainConfig(vae_steps=2400, vae_batch_size=8, vae_crop=(64, 128), vae_warmup_steps=50,
                           vae_final_lr_fraction=0.05, vae_hflip=True, train_length=512),
 }
