@@ -75,6 +75,7 @@ class PairBank:
         to8 = lambda t: (t.float().clamp(0, 1) * 255.0).round().to(torch.uint8)  # noqa: E731
         self.left = torch.stack([to8(it["left"]) for it in items])  # (n, 3, H, W) uint8
         self.right = torch.stack([to8(it["right"]) for it in items])
+        self.captions = [it.get("caption") for it in items]  # captions of the side views (None if the source has none)
 
     def __len__(self) -> int:
         return self.left.shape[0]

@@ -47,6 +47,8 @@ import torch
 
 from mdic_lab.atomic import atomic_torch_save, atomic_write_text
 
+from mdic_lab.train import PairBank
+
 from .config import PRESET_ALIASES, MDICConfig
 
 __all__ = ["MDICTrainConfig", "TRAIN_PRESETS", "train_mdic", "lr_lambda", "load_trained", "CSV_FIELDS",
@@ -143,29 +145,20 @@ def build_backbone(config: MDICConfig, preset: str, backbone_root=None, progress
     return load_or_pretrain_backbone(config, preset, root=backbone_root, progress=progress)
 
 
-class LatentBank:
-    """Training pairs in memory: 8-bit images, captions and (optionally) frozen-VAE latents."""
+class LatentBank(PairBank):
+    """Training pairs in memory (:class:`mdic_lab.train.PairBank`: 8-bit images, captions) plus,
+    optionally, the frozen VAE's latents of both views."""
 
     def __init__(self, dataset, backbone=None, batch: int = 16):
-        from mdic_lab.data.sources import describe_dataset
-
-        self.source = describe_dataset(dataset)  # the run's ``data`` record (config.json)
-        items = [dataset[i] for i in range(len(dataset))]
-        if not items:
-            raise ValueError("the training dataset is empty")
-        to8 = lambda t: (t.float().clamp(0, 1) * 255.0).round().to(torch.uint8)  # noqa: E731
-        self.left = torch.stack([to8(it["left"]) for it in items])  # (n, 3, H, W) uint8
-        self.right = torch.stack([to8(it["right"]) for it in items])
-        self.captions = [it["caption"] for it in items]
+        super().__init__(dataset)
+        if any(c is None for c in self.captions):
+            raise KeyError("MDIC training pairs need a 'caption' of the side view (the dataset's items have none)")
         self.z_left = self.z_right = None
         if backbone is not None:  # E_vae is frozen and deterministic (posterior mode)
             with torch.no_grad():
                 enc = lambda u8: torch.cat([backbone.encode_image(u8[i:i + batch].float() / 127.5 - 1.0)  # noqa: E731
                                             for i in range(0, u8.shape[0], batch)])
                 self.z_left, self.z_right = enc(self.left), enc(self.right)
-
-    def __len__(self) -> int:
-        return self.left.shape[0]
 
     def batch(self, idx: torch.Tensor) -> dict:
         out = {"left": self.left[idx].float() / 255.0, "right": self.right[idx].float() / 255.0,
