@@ -218,6 +218,17 @@ def _phi_table() -> np.ndarray:
 _PHI_TAB = _phi_table()
 
 
+@njit(cache=True, inline="always")
+def _phi_slot(bits, ntab):  # pragma: no cover - compiled
+    """Row of the φ table for a float64 given by its bit pattern (exponent + top mantissa bits), clamped."""
+    k = (bits >> _PHI_SHIFT) - _PHI_BASE
+    if k < 0:
+        return 0
+    if k >= ntab:
+        return ntab - 1
+    return k
+
+
 @njit(cache=True, fastmath=True)
 def _phi(t):  # pragma: no cover - compiled
     # phi(t) = -log(tanh(t/2)) = log((1 + e^-t) / (1 - e^-t)); phi is its own inverse.
@@ -299,11 +310,7 @@ def _bp_layered(chk_ptr, edge_var, s, llr, max_iter, mode, alpha, stall, c2v, ta
                     t = post[edge_var[e0 + j]] - c2v[e0 + j]
                     buf[j] = t
                     ab[j] = abs(t)
-                    k = (abi[j] >> _PHI_SHIFT) - _PHI_BASE
-                    if k < 0:
-                        k = 0
-                    elif k >= ntab:
-                        k = ntab - 1
+                    k = _phi_slot(abi[j], ntab)
                     f = tab[k]
                     fb[j] = f
                     tot += f
@@ -311,11 +318,7 @@ def _bp_layered(chk_ptr, edge_var, s, llr, max_iter, mode, alpha, stall, c2v, ta
                         sign = -sign
                 for j in range(d):
                     ab[j] = tot - fb[j]
-                    k = (abi[j] >> _PHI_SHIFT) - _PHI_BASE
-                    if k < 0:
-                        k = 0
-                    elif k >= ntab:
-                        k = ntab - 1
+                    k = _phi_slot(abi[j], ntab)
                     out = tab[k] * sign
                     if buf[j] < 0:
                         out = -out

@@ -165,6 +165,16 @@ def variable_degree_sequence(n: int, lam) -> np.ndarray:
     return np.repeat(degs, counts)
 
 
+@njit(cache=True, inline="always")
+def _prefer(c, best, bkey, tie_e, chk_deg):  # pragma: no cover - compiled
+    """``(best, bkey)`` after offering check ``c``: the lowest degree wins, ties go to the
+    smaller hash of ``(c, tie_e)`` (a seeded, order-free tie-break)."""
+    key = (c * 2654435761 + tie_e) & 0xFFFFFFFF
+    if best < 0 or chk_deg[c] < chk_deg[best] or (chk_deg[c] == chk_deg[best] and key < bkey):
+        return c, key
+    return best, bkey
+
+
 @njit(cache=True)
 def _peg_core(var_deg, m, cmax, tie, block):  # pragma: no cover - compiled
     n = var_deg.shape[0]
@@ -190,12 +200,7 @@ def _peg_core(var_deg, m, cmax, tie, block):  # pragma: no cover - compiled
                 for c in range(m):
                     if used[block[c]] == v + 1:
                         continue
-                    key = (c * 2654435761 + tie[edge]) & 0xFFFFFFFF
-                    if best < 0 or chk_deg[c] < chk_deg[best] or (
-                        chk_deg[c] == chk_deg[best] and key < bkey
-                    ):
-                        best = c
-                        bkey = key
+                    best, bkey = _prefer(c, best, bkey, tie[edge], chk_deg)
             else:
                 gen += 1
                 stamp_v[v] = gen
@@ -224,23 +229,13 @@ def _peg_core(var_deg, m, cmax, tie, block):  # pragma: no cover - compiled
                                 c = layer_c[t]
                                 if used[block[c]] == v + 1:
                                     continue
-                                key = (c * 2654435761 + tie[edge]) & 0xFFFFFFFF
-                                if best < 0 or chk_deg[c] < chk_deg[best] or (
-                                    chk_deg[c] == chk_deg[best] and key < bkey
-                                ):
-                                    best = c
-                                    bkey = key
+                                best, bkey = _prefer(c, best, bkey, tie[edge], chk_deg)
                         else:
                             # The tree stopped growing: choose among unreached checks.
                             for c in range(m):
                                 if stamp_c[c] == gen or used[block[c]] == v + 1:
                                     continue
-                                key = (c * 2654435761 + tie[edge]) & 0xFFFFFFFF
-                                if best < 0 or chk_deg[c] < chk_deg[best] or (
-                                    chk_deg[c] == chk_deg[best] and key < bkey
-                                ):
-                                    best = c
-                                    bkey = key
+                                best, bkey = _prefer(c, best, bkey, tie[edge], chk_deg)
                         if best < 0:
                             # every admissible check is blocked at this depth: fall back
                             # to the lowest-degree admissible check anywhere
@@ -253,12 +248,7 @@ def _peg_core(var_deg, m, cmax, tie, block):  # pragma: no cover - compiled
                                         is_nb = True
                                 if is_nb:
                                     continue
-                                key = (c * 2654435761 + tie[edge]) & 0xFFFFFFFF
-                                if best < 0 or chk_deg[c] < chk_deg[best] or (
-                                    chk_deg[c] == chk_deg[best] and key < bkey
-                                ):
-                                    best = c
-                                    bkey = key
+                                best, bkey = _prefer(c, best, bkey, tie[edge], chk_deg)
                         break
                     reached = new_reached
                     for t in range(n_layer):
