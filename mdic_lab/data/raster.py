@@ -52,6 +52,17 @@ def _fmod(x, m):
     return x - math.floor(x / m) * m
 
 
+@numba.njit(cache=True, inline="always")
+def _put(img, lab, inst, depth, v, u, r, g, b, label, uid, z):
+    """Write one pixel of every render buffer: colour, class label, instance id, depth."""
+    img[v, u, 0] = r
+    img[v, u, 1] = g
+    img[v, u, 2] = b
+    lab[v, u] = label
+    inst[v, u] = uid
+    depth[v, u] = z
+
+
 @numba.njit(cache=True)
 def draw_ground(img, lab, inst, depth, g0, f, cx, vh, hc, xcam, road, palette, labels, shadows, shadow_k):
     """Ray-cast the ground plane into rows ``g0..H``.
@@ -128,12 +139,7 @@ def draw_ground(img, lab, inst, depth, g0, f, cx, vh, hc, xcam, road, palette, l
                 r += (0.92 - r) * yel
                 g += (0.75 - g) * yel
                 b += (0.10 - b) * yel
-            img[v, u, 0] = r
-            img[v, u, 1] = g
-            img[v, u, 2] = b
-            lab[v, u] = labels[s]
-            inst[v, u] = 1
-            depth[v, u] = Z
+            _put(img, lab, inst, depth, v, u, r, g, b, labels[s], 1, Z)
 
 
 @numba.njit(cache=True)
@@ -195,12 +201,7 @@ def draw_planes(img, lab, inst, depth, f, cx, vh, hc, xcam, planes):
                         hit = (yb > hgt - 0.1) or (0.45 * hgt < yb < 0.45 * hgt + 0.08) or post
                     if hit:
                         m = 0.8 if post else 1.0
-                        img[v, u, 0] = base[0] * m
-                        img[v, u, 1] = base[1] * m
-                        img[v, u, 2] = base[2] * m
-                        lab[v, u] = label
-                        inst[v, u] = uid
-                        depth[v, u] = Z
+                        _put(img, lab, inst, depth, v, u, base[0] * m, base[1] * m, base[2] * m, label, uid, Z)
 
 
 @numba.njit(cache=True, inline="always")
@@ -211,19 +212,13 @@ def _facade_pixel(img, lab, inst, depth, v, u, a, b, Z, hgt, floor_h, spacing, w
     shop = (0.4 < b < floor_h * 0.8) and (_fmod(a / spacing, 2.0) < 1.5) and (fa > 0.3)
     if window or shop:
         refl = min(0.25 * fb / 2.3, 0.3) if window else 0.12
-        img[v, u, 0] = (win[0] + refl) * gain
-        img[v, u, 1] = (win[1] + refl) * gain
-        img[v, u, 2] = (win[2] + refl) * gain
+        _put(img, lab, inst, depth, v, u, (win[0] + refl) * gain, (win[1] + refl) * gain, (win[2] + refl) * gain,
+             label, uid, Z)
     else:
         m = gain * (0.92 + 0.12 * hash2(math.floor(a * 8.0), math.floor(b * 8.0), 7000 + uid))
         if (b > hgt - 0.45) or (b < 0.35):
             m *= 0.7
-        img[v, u, 0] = base[0] * m
-        img[v, u, 1] = base[1] * m
-        img[v, u, 2] = base[2] * m
-    lab[v, u] = label
-    inst[v, u] = uid
-    depth[v, u] = Z
+        _put(img, lab, inst, depth, v, u, base[0] * m, base[1] * m, base[2] * m, label, uid, Z)
 
 
 @numba.njit(cache=True, inline="always")
@@ -321,12 +316,7 @@ def draw_objects(img, lab, inst, depth, f, cx, vh, hc, xcam, objs, prims):
                         m = 0.72 + 0.45 * hash2(math.floor(p / cell), math.floor(y / cell), int(pr[20]))
                     ys = min(max((y + yoff) / max(oh, 1e-3), 0.0), 1.0)
                     m *= (0.9 + 0.12 * ys) * (0.96 + 0.06 * hash2(math.floor(p * 20.0), math.floor(y * 20.0), uid))
-                    img[v, u, 0] = pr[15] * m
-                    img[v, u, 1] = pr[16] * m
-                    img[v, u, 2] = pr[17] * m
-                    lab[v, u] = label
-                    inst[v, u] = uid
-                    depth[v, u] = z
+                    _put(img, lab, inst, depth, v, u, pr[15] * m, pr[16] * m, pr[17] * m, label, uid, z)
 
 
 @numba.njit(cache=True)

@@ -160,8 +160,16 @@ class Obj:
         return self.colour
 
 
+class _StaticColour:
+    """Static scene parts (facades, fences) look the same in both views."""
+
+    def colour_in(self, view: str) -> str:
+        """Colour name in ``view`` (the same in both views)."""
+        return self.colour
+
+
 @dataclass
-class Facade:
+class Facade(_StaticColour):
     """A building front: the vertical plane ``X = x`` for ``z0 <= Z <= z1``, ``0 <= Y <= h``.
 
     ``side`` is -1 (left of the road) or +1 (right); ``depth`` is how far the building
@@ -182,13 +190,9 @@ class Facade:
     depth: float = 12.0
     noun: str = "building"
 
-    def colour_in(self, view: str) -> str:
-        """Colour name in ``view`` (static parts look the same in both views)."""
-        return self.colour
-
 
 @dataclass
-class Fence:
+class Fence(_StaticColour):
     """A fence along the road: the plane ``X = x`` for ``z0 <= Z <= z1``, height ``h``."""
 
     uid: int
@@ -199,10 +203,6 @@ class Fence:
     colour: str
     style: str  # "rails" or "pickets"
     noun: str = "fence"
-
-    def colour_in(self, view: str) -> str:
-        """Colour name in ``view`` (static parts look the same in both views)."""
-        return self.colour
 
 
 @dataclass
