@@ -142,6 +142,15 @@ def _xlogy_ratio(p, q):
 
 
 # --------------------------------------------------------------- Blahut–Arimoto core
+def _retire_converged(logq, act, new, done):
+    """Write the rows of the batch that converged (``done``) into ``logq``; return the rows
+    still iterating, ``(act, cur)``, and their current iterate."""
+    if done.any():
+        logq[act[done]] = new[done]
+        return act[~done], new[~done]
+    return act, new
+
+
 def _ba_batch(px, w, d, s, max_iter, tol, q0=None):
     """Blahut–Arimoto for a batch of slopes and a family of sources sharing each slope.
 
@@ -179,13 +188,9 @@ def _ba_batch(px, w, d, s, max_iter, tol, q0=None):
         f = -(w[None] * np.einsum("kx,bkx->bk", px, logZ[..., 0])).sum(axis=1)
         done = (gap < tol) | (f_prev[act] - f < tol)
         f_prev[act] = f
-        if done.any():
-            logq[act[done]] = new[done]
-            act, cur = act[~done], new[~done]
-            if act.size == 0:
-                break
-        else:
-            cur = new
+        act, cur = _retire_converged(logq, act, new, done)
+        if act.size == 0:
+            break
     if act.size:
         logq[act] = cur
     logits = logq[:, :, None, :] - sd
@@ -443,14 +448,9 @@ def _wz_alternate(pxy, px, py_x, px_y, cost, logq, s, max_iter, tol):
         new = a - _logsumexp(a, axis=-1)
         delta = np.abs(np.exp(new) - q).reshape(act.size, -1).max(axis=1)
         done = delta < tol
-        if done.any():
-            logq[act[done]] = new[done]
-            keep = ~done
-            act, cur = act[keep], new[keep]
-            if act.size == 0:
-                break
-        else:
-            cur = new
+        act, cur = _retire_converged(logq, act, new, done)
+        if act.size == 0:
+            break
     if act.size:
         logq[act] = cur
     return logq
