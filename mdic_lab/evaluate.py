@@ -28,7 +28,7 @@ from mdic_lab.coding.bpp import bpp_from_bytes, bpp_from_likelihoods
 from mdic_lab.train import load_model, make_dataset
 from mdic_lab.config import config_from_dict
 
-__all__ = ["evaluate", "evaluate_model", "run_data_spec", "EVAL_FIELDS", "summarize", "write_csv", "rd_points",
+__all__ = ["evaluate", "evaluate_model", "run_data_spec", "EVAL_FIELDS", "summarize", "nan_means", "write_csv", "rd_points",
            "quality_at_rate", "pareto_front", "side_information_gain", "fit_image", "stereo_motorcycle"]
 
 EVAL_FIELDS = ["name", "bpp_coded", "bpp_estimated", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s",
@@ -89,9 +89,18 @@ def evaluate_model(model, dataset, *, limit: int | None = None, use_lpips: bool 
 def summarize(rows: list[dict]) -> dict:
     """Means of the numeric columns (NaN-free ones) plus ``n`` and ``all_match_forward``."""
     out = {"n": len(rows), "all_match_forward": all(r["matches_forward"] for r in rows)}
-    for k in EVAL_FIELDS:
-        if k in ("name", "matches_forward"):
-            continue
+    out.update(nan_means(rows, [k for k in EVAL_FIELDS if k not in ("name", "matches_forward")]))
+    return out
+
+
+def nan_means(rows: list[dict], fields) -> dict:
+    """Mean of each numeric column in ``fields`` over ``rows``, NaNs skipped (NaN if none is left).
+
+    >>> nan_means([{"a": 1.0}, {"a": float("nan")}, {"a": 3.0}], ["a"])
+    {'a': 2.0}
+    """
+    out = {}
+    for k in fields:
         vals = [float(r[k]) for r in rows if not math.isnan(float(r[k]))]
         out[k] = sum(vals) / len(vals) if vals else float("nan")
     return out

@@ -86,9 +86,7 @@ def summarize_mdic(rows: list) -> dict:
     """Means of the numeric columns (NaNs skipped), ``n``, ``lpips_available``, ``all_round_trip``."""
     out = {"n": len(rows), "all_round_trip": all(r["indices_round_trip"] for r in rows),
            "lpips_available": any(not math.isnan(r["lpips"]) for r in rows)}
-    for k in EVAL_FIELDS:
-        if k in ("name", "indices_round_trip"):
-            continue
-        vals = [float(r[k]) for r in rows if not math.isnan(float(r[k]))]
-        out[k] = sum(vals) / len(vals) if vals else float("nan")
+    from mdic_lab.evaluate import nan_means
+
+    out.update(nan_means(rows, [k for k in EVAL_FIELDS if k not in ("name", "indices_round_trip")]))
     return out
