@@ -26,7 +26,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from toy_sources.codes.wyner_ziv import GaussianSideInfoSource, scalar_quantizer_gap_db  # noqa: E402
-from toy_sources.codes.wz_lloyd import one_shot_gap_table, periodic_inits, WZGrid  # noqa: E402
+from toy_sources.codes.wz_lloyd import (  # noqa: E402
+    WZGrid, one_shot_gap_table, periodic_inits, uniform_threshold_ecsq,
+)
 from toy_sources.codes.wz_study import (  # noqa: E402
     high_rate_gap_db,
     ldpc_rows,
@@ -106,6 +108,10 @@ def main(argv=None):
             for r in rows:
                 _print(r)
     if a.gap_table:
+        for R in (0.5, 1.0, 1.5, 2.0):  # rho = 0: the one-shot optimum is an ECSQ, in closed form
+            u = uniform_threshold_ecsq(R)
+            _print({"method": "ecsq_uniform_threshold_rho0", "rho": 0.0, "rate_entropy": R, "mse": u["mse"],
+                    "gap_db": u["gap_db"], "step": u["step"], "zero_half": u["zero_half"]})
         for row in one_shot_gap_table((0.5, 0.8, 0.9, 0.95, 0.99), (0.5, 1.0, 1.5, 2.0),
                                       n_x=801, y_per_s=8, n_lams=10, rate_range=(0.2, 2.4),
                                       init_kw=dict(phases=(0.0,))):

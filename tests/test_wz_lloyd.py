@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from toy_sources.codes.wyner_ziv import GaussianSideInfoSource, NestedScalarQuantizer, exact_performance
+from toy_sources.codes.wyner_ziv import (
+    GaussianSideInfoSource,
+    NestedScalarQuantizer,
+    exact_performance,
+    scalar_quantizer_gap_db,
+)
 from toy_sources.codes.wz_lloyd import (
     WZGrid,
     hull_distortion,
@@ -11,6 +16,7 @@ from toy_sources.codes.wz_lloyd import (
     lower_convex_hull,
     one_shot_curve,
     periodic_inits,
+    uniform_threshold_ecsq,
 )
 
 
@@ -40,6 +46,27 @@ def test_rho0_curve_is_entropy_constrained_scalar_quantisation(grid0):
     # ECSQ at 1 bit is at least as good as the 2-level quantiser, and above D(R) = 2^{-2R}
     assert 0.25 < d1 <= 1 - 2 / np.pi + 1e-4
     assert all(p["mse"] > 2.0 ** (-2 * p["rate"]) for p in c["points"])
+
+
+def test_rho0_lloyd_matches_closed_form_uniform_threshold_ecsq(grid0):
+    """Two independent computations of the ρ = 0 one-shot optimum (an ECSQ of N(0, 1)) agree."""
+    inits = [(lab, a) for lab, a in periodic_inits(grid0) if lab == "sign" or lab.startswith("K=1,")]
+    lams = 1 / (2 * np.log(2) * 1.4 * 2.0 ** (-2 * np.array([0.75, 1.0, 1.25, 1.5, 1.75])))
+    c = one_shot_curve(rate="marginal", grid=grid0, lams=lams, inits=inits, refine=0)
+    for R, tol in ((1.0, 0.1), (1.25, 0.02), (1.5, 0.02)):  # at 1 bit the hull time-shares between sparse points
+        lloyd = 10 * np.log10(hull_distortion(c["hull"], R) / 2.0 ** (-2 * R))
+        utq = uniform_threshold_ecsq(R)["gap_db"]
+        assert utq - 0.02 <= lloyd <= utq + tol, (R, lloyd, utq)
+
+
+def test_uniform_threshold_ecsq_gap_rises_to_the_scalar_quantisation_loss():
+    gaps = [uniform_threshold_ecsq(R)["gap_db"] for R in (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)]
+    assert all(b >= a - 1e-3 for a, b in zip(gaps, gaps[1:])), gaps
+    assert gaps[1] < 1.0 < gaps[2]  # within 1 dB of D(R) at 0.5 bit, not at 1 bit
+    assert gaps[-1] == pytest.approx(scalar_quantizer_gap_db(), abs=0.01)  # Gish–Pierce 1.53 dB
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="rate"):
+            uniform_threshold_ecsq(bad)
 
 
 def test_lloyd_lagrangian_never_increases(grid9):
