@@ -38,7 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core.extending import intrinsic
 
 __all__ = [
     "TannerGraph",
@@ -218,6 +220,26 @@ def _phi_table() -> np.ndarray:
 _PHI_TAB = _phi_table()
 
 
+@intrinsic
+def _f64_bits(typingctx, x):  # pragma: no cover - compiled
+    """The IEEE-754 bit pattern of a float64 as an int64 (a register move, no memory)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_f64(typingctx, b):  # pragma: no cover - compiled
+    """The float64 with IEEE-754 bit pattern ``b`` (inverse of :func:`_f64_bits`)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+_SIGN_BIT = np.int64(-(2**63))
+_ABS_MASK = np.int64(2**63 - 1)
+
+
 @njit(cache=True, inline="always")
 def _phi_slot(bits, ntab):  # pragma: no cover - compiled
     """Row of the φ table for a float64 given by its bit pattern (exponent + top mantissa bits), clamped."""
@@ -259,8 +281,6 @@ def _bp_layered(chk_ptr, edge_var, s, llr, max_iter, mode, alpha, stall, c2v, ta
             dmax = d
     buf = np.empty(dmax, dtype=np.float64)
     fb = np.empty(dmax, dtype=np.float64)
-    ab = np.empty(dmax, dtype=np.float64)
-    abi = ab.view(np.int64)
     xhat = np.zeros(n, dtype=np.uint8)
     best_unsat = m + 1
     since_best = 0
@@ -270,20 +290,29 @@ def _bp_layered(chk_ptr, edge_var, s, llr, max_iter, mode, alpha, stall, c2v, ta
     unsat = _decide(post, s, chk_ptr, edge_var, xhat)
     if unsat == 0:
         return xhat, post, 0, 0
+    # Every check XORs the hard decisions (sign bits) of the posteriors it reads into
+    # `hard`; the exact test H x_hat = s (_decide, one more pass over the edges) runs only
+    # when at most `near` checks were unsatisfied at read time, and after the last iteration.
+    near = max(2, m // 200)
+    exact = True
     while it < max_iter:
         it += 1
+        unsat_read = 0
         for c in range(m):
             e0 = chk_ptr[c]
             d = chk_ptr[c + 1] - e0
             if d == 0:
                 continue
             sign = 1.0 - 2.0 * s[c]
+            hard = np.int64(s[c]) << 63
             if min_sum:
                 min1 = 1e300
                 min2 = 1e300
                 imin = -1
                 for j in range(d):
-                    t = post[edge_var[e0 + j]] - c2v[e0 + j]
+                    pv = post[edge_var[e0 + j]]
+                    hard ^= _f64_bits(pv)
+                    t = pv - c2v[e0 + j]
                     buf[j] = t
                     a = abs(t)
                     if t < 0:
@@ -305,25 +334,25 @@ def _bp_layered(chk_ptr, edge_var, s, llr, max_iter, mode, alpha, stall, c2v, ta
                     post[v] = buf[j] + out
                     c2v[e0 + j] = out
             elif mode == 2:
+                # Signs as sign bits: par collects s_c and every incoming sign; the message to
+                # edge j gets par xor the sign of its own input (no data-dependent branch).
                 tot = 0.0
+                par = np.int64(s[c]) << 63
                 for j in range(d):
-                    t = post[edge_var[e0 + j]] - c2v[e0 + j]
+                    pv = post[edge_var[e0 + j]]
+                    hard ^= _f64_bits(pv)
+                    t = pv - c2v[e0 + j]
                     buf[j] = t
-                    ab[j] = abs(t)
-                    k = _phi_slot(abi[j], ntab)
-                    f = tab[k]
+                    tb = _f64_bits(t)
+                    par ^= tb
+                    f = tab[_phi_slot(tb & _ABS_MASK, ntab)]
                     fb[j] = f
                     tot += f
-                    if t < 0:
-                        sign = -sign
                 for j in range(d):
-                    ab[j] = tot - fb[j]
-                    k = _phi_slot(abi[j], ntab)
-                    out = tab[k] * sign
-                    if buf[j] < 0:
-                        out = -out
-                    v = edge_var[e0 + j]
-                    post[v] = buf[j] + out
+                    mag = tab[_phi_slot(_f64_bits(tot - fb[j]), ntab)]
+                    t = buf[j]
+                    out = _bits_f64(_f64_bits(mag) ^ ((_f64_bits(t) ^ par) & _SIGN_BIT))
+                    post[edge_var[e0 + j]] = t + out
                     c2v[e0 + j] = out
             else:
                 # tanh rule: |L_out,j| = 2 atanh(prod_{j' != j} tanh(|t_j'|/2)), with
@@ -333,7 +362,9 @@ def _bp_layered(chk_ptr, edge_var, s, llr, max_iter, mode, alpha, stall, c2v, ta
                 nzero = 0
                 jzero = -1
                 for j in range(d):
-                    t = post[edge_var[e0 + j]] - c2v[e0 + j]
+                    pv = post[edge_var[e0 + j]]
+                    hard ^= _f64_bits(pv)
+                    t = pv - c2v[e0 + j]
                     buf[j] = t
                     a = abs(t)
                     if a > _LLR_CLIP:
@@ -363,9 +394,13 @@ def _bp_layered(chk_ptr, edge_var, s, llr, max_iter, mode, alpha, stall, c2v, ta
                     v = edge_var[e0 + j]
                     post[v] = buf[j] + out
                     c2v[e0 + j] = out
-        unsat = _decide(post, s, chk_ptr, edge_var, xhat)
-        if unsat == 0:
-            break
+            unsat_read += (hard >> 63) & 1
+        unsat = unsat_read
+        exact = unsat_read <= near
+        if exact:
+            unsat = _decide(post, s, chk_ptr, edge_var, xhat)
+            if unsat == 0:
+                break
         if unsat < best_unsat:
             best_unsat = unsat
             since_best = 0
@@ -373,6 +408,8 @@ def _bp_layered(chk_ptr, edge_var, s, llr, max_iter, mode, alpha, stall, c2v, ta
             since_best += 1
             if stall > 0 and since_best >= stall:
                 break
+    if not exact:  # decisions and count returned are always those of the final posteriors
+        unsat = _decide(post, s, chk_ptr, edge_var, xhat)
     return xhat, post, it, unsat
 
 

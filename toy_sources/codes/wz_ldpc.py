@@ -148,7 +148,7 @@ class LDPCWynerZiv:
                     lower = lower + (b.astype(np.int64) << plane)
                     continue
                 feed = self.code.encode(b)
-                res = self.code.decode(feed, llr, max_iter=max_iter, stall=20)
+                res = self.code.decode(feed, llr, max_iter=max_iter)
                 if res.success:
                     bits_per_plane[plane] += res.bits_sent
                     b_hat = res.x_hat.astype(np.int64)
