@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lam", default="ldpca_d15", help="variable degree distribution")
     ap.add_argument("--decoders", default="ours,ldpc", help="comma-separated: ours, ldpc")
     ap.add_argument("--max-iter", type=int, default=200)
-    ap.add_argument("--stall", type=int, default=10,
+    ap.add_argument("--stall", type=int, default=15,
                     help="give up a level after this many iterations without a new minimum of unsatisfied checks")
     ap.add_argument("--algorithm", default="sum_product_table",
                     choices=["sum_product_table", "sum_product", "min_sum"],

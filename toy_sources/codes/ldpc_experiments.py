@@ -120,7 +120,7 @@ class PypiSyndromeBP:
 
 
 def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
-                      decoder: str = "ours", max_iter: int = 200, stall: int = 10,
+                      decoder: str = "ours", max_iter: int = 200, stall: int = 15,
                       start_margin=None, algorithm: str = "sum_product_table",
                       warm_start: bool = True) -> dict:
     """Rate-adaptive SW coding of ``n_blocks`` DSBS blocks; returns measured figures.
