@@ -9,7 +9,7 @@ over all simulated source bits), ``bits``, ``failures``, ``attempts``, ``seconds
 wall time only), ``mbit_per_s`` (source bits per second of decoder wall time, one
 thread), ``cpu_seconds`` and ``mbit_per_cpu_s`` (the same over the decoder's CPU time,
 which stays meaningful when the machine is shared), plus the decoder settings
-(``algorithm, warm_start, max_iter, stall, start_margin``).  The ``ldpc`` package decoder
+(``algorithm, warm_start, max_iter, stall, start_margin`` in levels of the code).  The ``ldpc`` package decoder
 runs through the same rate ladder (same matrices, same blocks, same max_iter; no
 stall rule, no warm start); ``--ldpc-bits`` lets it decode only the first blocks of
 the same data, because it is ~20x slower.
@@ -78,6 +78,13 @@ def _warm_up(algorithm: str) -> None:
                     c2v=np.zeros(12))
 
 
+def _start_policy(args) -> dict:
+    """Keyword arguments of simulate_adaptive for the ladder's start level."""
+    if args.start_margin is None:
+        return {"start_margin_rate": args.start_margin_rate}
+    return {"start_margin": None if args.start_margin < 0 else args.start_margin}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small run (< 1 minute)")
@@ -98,8 +105,13 @@ def main(argv=None) -> int:
     ap.add_argument("--ldpc-bits", type=float,
                     help="source bits for the ldpc package decoder (default: same as --bits); "
                          "it runs on the first blocks of the same data")
-    ap.add_argument("--start-margin", type=int, default=2,
-                    help="start each block at max(h-level, previous level - margin); -1 = always h-level")
+    ap.add_argument("--start-margin-rate", type=float, default=0.02,
+                    help="start each block at max(bound level, previous block's final level minus "
+                         "this many bits per source bit); default 0.02 = 2 levels of the full-rate "
+                         "code, 10 of the low-rate member")
+    ap.add_argument("--start-margin", type=int,
+                    help="the same margin in levels of the code (overrides --start-margin-rate); "
+                         "-1 = always start at the bound level (best rate, most attempts)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--code", choices=["family", "single"],
                     help="rate-adaptive family (default for full runs) or one LDPCA code "
@@ -147,7 +159,7 @@ def main(argv=None) -> int:
             row = simulate_adaptive(code, p, n_blocks if dec == "ours" else ldpc_blocks,
                                     seed=args.seed + 1, decoder=dec,
                                     max_iter=args.max_iter, stall=args.stall,
-                                    start_margin=None if args.start_margin < 0 else args.start_margin,
+                                    **_start_policy(args),
                                     warm_start=not args.no_warm_start, algorithm=args.algorithm)
             rows.append(row)
             ours = row if dec == "ours" else ours

@@ -287,6 +287,20 @@ def test_rate_adaptive_rate_grows_with_noise(small_ldpca):
     assert rates[0] < rates[1] < rates[2]
 
 
+def test_start_margin_in_rate_is_converted_to_levels_of_the_code(small_ldpca):
+    # small_ldpca: 50 levels of 1000 rows over n = 1000, a rate step of 0.02
+    r = simulate_adaptive(small_ldpca, 0.06, 3, seed=8, start_margin_rate=0.04)
+    assert r["start_margin"] == 2 and r["start_margin_rate"] == 0.04
+    assert r["ber"] == 0.0
+    # the margin only moves the start level: with none, every block starts at the bound
+    r0 = simulate_adaptive(small_ldpca, 0.06, 3, seed=8)
+    assert r0["start_margin"] is None and r0["attempts"] >= r["attempts"]
+    with pytest.raises(ValueError, match="not both"):
+        simulate_adaptive(small_ldpca, 0.06, 1, start_margin=2, start_margin_rate=0.04)
+    with pytest.raises(ValueError, match="start_margin_rate"):
+        simulate_adaptive(small_ldpca, 0.06, 1, start_margin_rate=-0.1)
+
+
 def test_ldpca_input_errors(small_ldpca):
     with pytest.raises(ValueError, match="must be a multiple of levels"):
         LDPCACode(1001, levels=50)
@@ -452,7 +466,7 @@ def family():
 @pytest.mark.slow
 def test_full_length_residual_ber_target(family):
     """n = 10^4, 10^6 source bits at p = 0.1: residual BER <= 1e-4."""
-    r = simulate_adaptive(family, 0.1, 100, seed=11, start_margin=2)
+    r = simulate_adaptive(family, 0.1, 100, seed=11, start_margin_rate=0.02)
     assert r["bits"] >= 10**6
     assert r["ber"] <= 1e-4
 
@@ -461,7 +475,7 @@ def test_full_length_residual_ber_target(family):
 def test_full_length_rate_within_15_percent_for_p_005_to_015(family):
     """Met part of the sweep target: rate/H(X|Y) <= 1.15 and BER <= 1e-4 for p in [0.05, 0.15]."""
     for p in (0.05, 0.15):
-        r = simulate_adaptive(family, p, 100, seed=12, start_margin=2)
+        r = simulate_adaptive(family, p, 100, seed=12, start_margin_rate=0.02)
         assert r["bits"] >= 10**6 and r["ber"] <= 1e-4
         assert r["ratio"] <= 1.15
 
@@ -470,8 +484,8 @@ def test_full_length_rate_within_15_percent_for_p_005_to_015(family):
 def test_full_length_low_rate_member_beats_the_single_code_at_p002(family):
     """The family's low-rate member (sw_low_d20, steps 0.002) needs less rate at p = 0.02
     than the full-rate LDPCA code (ldpca_d15, steps 0.01) on the same blocks."""
-    fam = simulate_adaptive(family, 0.02, 40, seed=13, start_margin=2)
-    single = simulate_adaptive(cached_ldpca_code(10_000, 100), 0.02, 40, seed=13, start_margin=2)
+    fam = simulate_adaptive(family, 0.02, 40, seed=13, start_margin_rate=0.02)
+    single = simulate_adaptive(cached_ldpca_code(10_000, 100), 0.02, 40, seed=13, start_margin_rate=0.02)
     assert fam["family_member"] == 0 and fam["ber"] <= 1e-4 and single["ber"] <= 1e-4
     assert fam["ratio"] < single["ratio"] - 0.05
 
@@ -484,7 +498,7 @@ def test_full_length_low_rate_member_beats_the_single_code_at_p002(family):
     strict=True,
 )
 def test_full_length_rate_target_at_p01(family):
-    r = simulate_adaptive(family, 0.10, 100, seed=12, start_margin=2)
+    r = simulate_adaptive(family, 0.10, 100, seed=12, start_margin_rate=0.02)
     assert r["ber"] <= 1e-4
     assert r["ratio"] <= 1.10
 
@@ -497,7 +511,7 @@ def test_full_length_rate_target_at_p01(family):
     strict=True,
 )
 def test_full_length_rate_target_at_p002(family):
-    r = simulate_adaptive(family, 0.02, 100, seed=12, start_margin=2)
+    r = simulate_adaptive(family, 0.02, 100, seed=12, start_margin_rate=0.02)
     assert r["ber"] <= 1e-4
     assert r["ratio"] <= 1.15
 
@@ -511,5 +525,5 @@ def test_full_length_rate_target_at_p002(family):
     strict=True,
 )
 def test_full_length_throughput_target_adaptive(family):
-    r = simulate_adaptive(family, 0.10, 100, seed=12, start_margin=2)
+    r = simulate_adaptive(family, 0.10, 100, seed=12, start_margin_rate=0.02)
     assert r["mbit_per_cpu_s"] >= 1.0

@@ -207,7 +207,7 @@ class LDPCACode:
     """
 
     def __init__(self, n: int, levels: int = 100, lam="ldpca_d15", seed=0, crc_bits: int = 16,
-                 H0=None, rows=None):
+                 H0=None, rows=None, peg_level=None):
         if isinstance(n, bool) or int(n) != n or n <= 0:
             raise ValueError(f"n must be a positive int, got {n!r}")
         if isinstance(levels, bool) or int(levels) != levels or levels <= 0:
@@ -235,8 +235,11 @@ class LDPCACode:
             # the same period of `levels` rows: merged checks never leave a period, so
             # no edge cancels at any level (a variable losing all its edges could only
             # be decoded from its prior and would force a request up to the top level).
+            groups = None
+            if peg_level is not None:  # PEG girth measured on the merged checks of this level
+                groups = np.searchsorted(self.positions(peg_level), np.arange(rows), side="left")
             H0 = peg_matrix(variable_degree_sequence(n, lam), rows, seed=seed,
-                            row_blocks=np.arange(rows) // levels)
+                            row_blocks=np.arange(rows) // levels, check_groups=groups)
         H0 = sp.csr_matrix(H0, dtype=np.uint8)
         if H0.shape != (rows, n):
             raise ValueError(f"H0 must have shape ({rows}, {n}), got {H0.shape}")

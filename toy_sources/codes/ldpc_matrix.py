@@ -176,19 +176,22 @@ def _prefer(c, best, bkey, tie_e, chk_deg):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _peg_core(var_deg, m, cmax, tie, block):  # pragma: no cover - compiled
+def _peg_core(var_deg, m, cmax, tie, block, grp, grp_ptr, grp_rows):  # pragma: no cover - compiled
+    # Distances are measured between check *groups* (grp[c] = group of row c; the rows of
+    # group g are grp_rows[grp_ptr[g]:grp_ptr[g+1]]); singleton groups = plain PEG.
     n = var_deg.shape[0]
+    n_grp = grp_ptr.shape[0] - 1
     dmax = var_deg.max()
     var_adj = -np.ones((n, dmax), dtype=np.int64)
     var_cnt = np.zeros(n, dtype=np.int64)
     chk_adj = -np.ones((m, cmax), dtype=np.int64)
     chk_deg = np.zeros(m, dtype=np.int64)
-    stamp_c = np.zeros(m, dtype=np.int64)  # BFS visit marks (generation stamps)
+    stamp_g = np.zeros(n_grp, dtype=np.int64)  # BFS visit marks (generation stamps)
     stamp_v = np.zeros(n, dtype=np.int64)
     gen = 0
     frontier_v = np.empty(n, dtype=np.int64)
     next_v = np.empty(n, dtype=np.int64)
-    layer_c = np.empty(m, dtype=np.int64)
+    layer_g = np.empty(n_grp, dtype=np.int64)
     edge = 0
     n_blocks = block.max() + 1
     used = np.zeros(n_blocks, dtype=np.int64)  # used[b] == v + 1 <=> v has a check in block b
@@ -207,33 +210,35 @@ def _peg_core(var_deg, m, cmax, tie, block):  # pragma: no cover - compiled
                 n_front = 1
                 frontier_v[0] = v
                 reached = 0
-                # stamp_c[c] == gen  <=> c within the current BFS depth
+                # stamp_g[g] == gen  <=> group g within the current BFS depth
                 while True:
                     n_layer = 0
                     n_next = 0
                     for i in range(n_front):
                         u = frontier_v[i]
                         for j in range(var_cnt[u]):
-                            c = var_adj[u, j]
-                            if stamp_c[c] != gen:
-                                stamp_c[c] = gen
-                                layer_c[n_layer] = c
+                            g = grp[var_adj[u, j]]
+                            if stamp_g[g] != gen:
+                                stamp_g[g] = gen
+                                layer_g[n_layer] = g
                                 n_layer += 1
                     new_reached = reached + n_layer
-                    if new_reached == m or new_reached == reached:
+                    if new_reached == n_grp or new_reached == reached:
                         bkey = 0
-                        if new_reached == m and n_layer > 0:
-                            # Every check is reached at this depth: choose among the
-                            # checks not reached one layer earlier (Hu et al., Sec. III).
+                        if new_reached == n_grp and n_layer > 0:
+                            # Every group is reached at this depth: choose among the
+                            # checks of groups not reached one layer earlier (Hu et al., Sec. III).
                             for t in range(n_layer):
-                                c = layer_c[t]
-                                if used[block[c]] == v + 1:
-                                    continue
-                                best, bkey = _prefer(c, best, bkey, tie[edge], chk_deg)
+                                g = layer_g[t]
+                                for q in range(grp_ptr[g], grp_ptr[g + 1]):
+                                    c = grp_rows[q]
+                                    if used[block[c]] == v + 1:
+                                        continue
+                                    best, bkey = _prefer(c, best, bkey, tie[edge], chk_deg)
                         else:
                             # The tree stopped growing: choose among unreached checks.
                             for c in range(m):
-                                if stamp_c[c] == gen or used[block[c]] == v + 1:
+                                if stamp_g[grp[c]] == gen or used[block[c]] == v + 1:
                                     continue
                                 best, bkey = _prefer(c, best, bkey, tie[edge], chk_deg)
                         if best < 0:
@@ -252,13 +257,15 @@ def _peg_core(var_deg, m, cmax, tie, block):  # pragma: no cover - compiled
                         break
                     reached = new_reached
                     for t in range(n_layer):
-                        c = layer_c[t]
-                        for j in range(chk_deg[c]):
-                            u = chk_adj[c, j]
-                            if stamp_v[u] != gen:
-                                stamp_v[u] = gen
-                                next_v[n_next] = u
-                                n_next += 1
+                        g = layer_g[t]
+                        for q in range(grp_ptr[g], grp_ptr[g + 1]):
+                            c = grp_rows[q]
+                            for j in range(chk_deg[c]):
+                                u = chk_adj[c, j]
+                                if stamp_v[u] != gen:
+                                    stamp_v[u] = gen
+                                    next_v[n_next] = u
+                                    n_next += 1
                     for i in range(n_next):
                         frontier_v[i] = next_v[i]
                     n_front = n_next
@@ -276,7 +283,7 @@ def _peg_core(var_deg, m, cmax, tie, block):  # pragma: no cover - compiled
     return var_adj, var_cnt, 0
 
 
-def peg_matrix(var_degrees, m: int, seed=None, row_blocks=None) -> sp.csr_matrix:
+def peg_matrix(var_degrees, m: int, seed=None, row_blocks=None, check_groups=None) -> sp.csr_matrix:
     """Parity-check matrix of a PEG Tanner graph with the given variable degrees.
 
     Parameters
@@ -293,6 +300,12 @@ def peg_matrix(var_degrees, m: int, seed=None, row_blocks=None) -> sp.csr_matrix
         Block label of every check; no variable node gets two checks of the same
         block (used by LDPCA codes, whose merged checks never leave a block, so that
         no edge cancels when rows are summed).  ``None``: no constraint.
+    check_groups : array_like of int, shape (m,), optional
+        Group label of every check; PEG then measures distances (and so girth) in the
+        graph whose check nodes are the *groups* — the merged checks an LDPCA code
+        decodes at one level — instead of in ``H`` itself (a candidate check is any
+        row of a farthest group; the lowest-degree row wins).  ``None``: every row
+        its own group (plain PEG).
 
     Returns
     -------
@@ -330,7 +343,16 @@ def peg_matrix(var_degrees, m: int, seed=None, row_blocks=None) -> sp.csr_matrix
         block = block.astype(np.int64)
         if np.bincount(block).size < deg.max():
             raise ValueError("row_blocks: fewer blocks than the largest variable degree")
-    var_adj, var_cnt, status = _peg_core(deg[order], m, cmax, tie, block)
+    if check_groups is None:
+        grp = np.arange(m, dtype=np.int64)
+    else:
+        grp = np.asarray(check_groups)
+        if grp.shape != (m,) or not np.issubdtype(grp.dtype, np.integer) or grp.min() < 0:
+            raise ValueError(f"check_groups must be {m} non-negative ints, got shape {grp.shape}")
+        grp = np.unique(grp, return_inverse=True)[1].astype(np.int64)  # labels 0..G-1
+    grp_rows = np.argsort(grp, kind="stable").astype(np.int64)
+    grp_ptr = np.concatenate([[0], np.cumsum(np.bincount(grp))]).astype(np.int64)
+    var_adj, var_cnt, status = _peg_core(deg[order], m, cmax, tie, block, grp, grp_ptr, grp_rows)
     if status == -1:
         raise ValueError("PEG failed: a variable degree exceeds the number of checks")
     if status == -2:
