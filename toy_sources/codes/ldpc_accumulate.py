@@ -195,6 +195,17 @@ class LDPCACode:
         Length of the CRC sent once per block (counted in the rate).
     H0 : scipy.sparse matrix, optional
         Use this ``(rows, n)`` base matrix instead of building one.
+    peg_level : int, optional
+        Build ``H0`` by PEG with distances measured between the merged checks of this
+        level (:func:`toy_sources.codes.ldpc_matrix.peg_matrix` ``check_groups``), so
+        that cycles are long in the graphs actually decoded at this level and above
+        (merged checks of a higher level split those of a lower one, so cycles there
+        can only be longer). ``None``: distances between the rows of ``H0``.
+    peg_level_max_degree : int, optional
+        Apply ``peg_level`` only to variables of at most this degree (2: a cycle of
+        degree-2 variables in a merged graph is a low-weight codeword; BP converges to
+        it, only the CRC notices, and the ladder climbs far). Every other edge is placed
+        by plain PEG. ``None``: every variable.
 
     Examples
     --------
@@ -207,7 +218,7 @@ class LDPCACode:
     """
 
     def __init__(self, n: int, levels: int = 100, lam="ldpca_d15", seed=0, crc_bits: int = 16,
-                 H0=None, rows=None, peg_level=None):
+                 H0=None, rows=None, peg_level=None, peg_level_max_degree=None):
         if isinstance(n, bool) or int(n) != n or n <= 0:
             raise ValueError(f"n must be a positive int, got {n!r}")
         if isinstance(levels, bool) or int(levels) != levels or levels <= 0:
@@ -222,6 +233,14 @@ class LDPCACode:
         if not 0 <= int(crc_bits) <= 32:
             raise ValueError(f"crc_bits must be in [0, 32], got {crc_bits}")
         self.n, self.rows, self.levels, self.crc_bits = n, rows, levels, int(crc_bits)
+        if peg_level is not None and (isinstance(peg_level, bool) or int(peg_level) != peg_level
+                                      or not 1 <= peg_level <= levels):
+            raise ValueError(f"peg_level must be an int in [1, levels={levels}] or None, got {peg_level!r}")
+        if peg_level_max_degree is not None and (isinstance(peg_level_max_degree, bool)
+                                                 or int(peg_level_max_degree) != peg_level_max_degree
+                                                 or peg_level_max_degree < 1):
+            raise ValueError(f"peg_level_max_degree must be a positive int or None, got {peg_level_max_degree!r}")
+        self.peg_level, self.peg_level_max_degree = peg_level, peg_level_max_degree
         self.lam, self.seed = lam, seed
         self.tx_order = balanced_tx_order(levels)
         if H0 is None:
@@ -236,10 +255,11 @@ class LDPCACode:
             # no edge cancels at any level (a variable losing all its edges could only
             # be decoded from its prior and would force a request up to the top level).
             groups = None
-            if peg_level is not None:  # PEG girth measured on the merged checks of this level
-                groups = np.searchsorted(self.positions(peg_level), np.arange(rows), side="left")
+            if peg_level is not None:  # PEG distances measured on the merged checks of this level
+                groups = np.searchsorted(self.positions(int(peg_level)), np.arange(rows), side="left")
             H0 = peg_matrix(variable_degree_sequence(n, lam), rows, seed=seed,
-                            row_blocks=np.arange(rows) // levels, check_groups=groups)
+                            row_blocks=np.arange(rows) // levels, check_groups=groups,
+                            grouped_max_degree=peg_level_max_degree)
         H0 = sp.csr_matrix(H0, dtype=np.uint8)
         if H0.shape != (rows, n):
             raise ValueError(f"H0 must have shape ({rows}, {n}), got {H0.shape}")
@@ -266,6 +286,60 @@ class LDPCACode:
     def rate(self, level: int) -> float:
         """Rate in bits per source bit at ``level``, CRC included."""
         return (self.bits_at(level) + self.crc_bits) / self.n
+
+    def degree2_cycles(self, level: int, max_len: int = 4) -> dict[int, int]:
+        """Short cycles made only of degree-2 variables in the merged graph of ``level``.
+
+        Degree-2 variables joining merged checks ``a-b, b-c, …, z-a`` sum to zero in
+        every check: a codeword of weight = cycle length, which BP on the syndrome cannot
+        tell from the truth (only the CRC can). For every degree-2 variable the shortest
+        cycle through it (breadth-first search in the graph whose nodes are merged checks
+        and whose edges are degree-2 variables) is found up to ``max_len`` variables.
+
+        Returns
+        -------
+        dict
+            ``{length: number of degree-2 variables whose shortest such cycle has that
+            length}`` (empty: none up to ``max_len``).
+        """
+        g = self.graph(level)
+        deg = np.bincount(g.edge_var, minlength=self.n)
+        chk = np.repeat(np.arange(g.m), np.diff(g.chk_ptr))
+        two = deg[g.edge_var] == 2
+        var, ends = g.edge_var[two], chk[two]
+        order = np.argsort(var, kind="stable")
+        pairs = ends[order].reshape(-1, 2)  # the two merged checks of each degree-2 variable
+        adj: dict[int, list] = {}
+        for i, (a, b) in enumerate(pairs):
+            adj.setdefault(int(a), []).append((int(b), i))
+            adj.setdefault(int(b), []).append((int(a), i))
+        out: dict[int, int] = {}
+        for i, (a, b) in enumerate(pairs):
+            a, b = int(a), int(b)
+            if a == b:  # both edges in one merged check (cannot happen with the PEG base graph)
+                out[1] = out.get(1, 0) + 1
+                continue
+            dist, frontier, found = {a: 0}, [a], None
+            while frontier and found is None:
+                nxt = []
+                for c in frontier:
+                    if dist[c] + 1 >= max_len:
+                        continue
+                    for nb, j in adj[c]:
+                        if j == i:
+                            continue
+                        if nb == b:
+                            found = dist[c] + 2  # path variables + the variable itself
+                            break
+                        if nb not in dist:
+                            dist[nb] = dist[c] + 1
+                            nxt.append(nb)
+                    if found is not None:
+                        break
+                frontier = nxt
+            if found is not None:
+                out[found] = out.get(found, 0) + 1
+        return dict(sorted(out.items()))
 
     def merged_matrix(self, level: int) -> sp.csr_matrix:
         """Parity-check matrix of level ``level``: sums (mod 2) of consecutive rows of H0."""

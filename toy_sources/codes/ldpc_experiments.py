@@ -46,10 +46,11 @@ def _cache_dir() -> Path:
 
 
 def cached_ldpca_code(n: int, levels: int = 100, lam="ldpca_d15", seed: int = 0,
-                      crc_bits: int = 16, cache: bool = True, rows=None) -> LDPCACode:
+                      crc_bits: int = 16, cache: bool = True, rows=None, peg_level=None,
+                      peg_level_max_degree=None) -> LDPCACode:
     """:class:`LDPCACode` whose PEG base matrix is cached on disk (``$MDIC_LAB_CACHE``).
 
-    PEG for ``n = 10^4`` takes 10–25 s; the cache makes re-runs start at once.  The
+    PEG for ``n = 10^4`` takes 10–35 s; the cache makes re-runs start at once.  The
     cached matrix is exactly what the same arguments would build.
     """
     name = lam if isinstance(lam, str) else "custom"
@@ -58,10 +59,13 @@ def cached_ldpca_code(n: int, levels: int = 100, lam="ldpca_d15", seed: int = 0,
         path = _cache_dir() / f"ldpca_v3_H0_n{n}_L{levels}_{name}_seed{seed}.npz"
     else:
         path = _cache_dir() / f"ldpca_v4_H0_n{n}_m{int(rows)}_L{levels}_{name}_seed{seed}.npz"
+    if peg_level is not None:
+        path = path.with_name(path.stem + f"_peg{int(peg_level)}d{peg_level_max_degree or 'all'}.npz")
     if cache and isinstance(lam, str) and path.exists():
         return LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits, H0=sp.load_npz(path),
-                         rows=rows)
-    code = LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits, rows=rows)
+                         rows=rows, peg_level=peg_level, peg_level_max_degree=peg_level_max_degree)
+    code = LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits, rows=rows, peg_level=peg_level,
+                     peg_level_max_degree=peg_level_max_degree)
     if cache and isinstance(lam, str):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
@@ -71,13 +75,17 @@ def cached_ldpca_code(n: int, levels: int = 100, lam="ldpca_d15", seed: int = 0,
 
 
 #: The default rate-adaptive family at block length ``n`` (fractions of ``n``):
-#: ``(h_max, rows / n, levels, lam)``.  The low member serves :math:`h(p) \le 0.25`
-#: (p <= 0.041) with a base graph of ``0.3 n`` rows designed by density evolution for
-#: syndrome rates near 0.16 (``"sw_low_d20"``) and rate steps of ``0.3 / 150 = 0.002``;
-#: the high member is the full-rate LDPCA code (``"ldpca_d15"``, steps of 0.01).
+#: ``(h_max, rows / n, levels, lam, peg_rate, peg_max_degree)``.  The low member serves
+#: :math:`h(p) \le 0.25` (p <= 0.041) with a base graph of ``0.3 n`` rows designed by
+#: density evolution for syndrome rates near 0.16 (``"sw_low_d20"``) and rate steps of
+#: ``0.3 / 150 = 0.002``; the middle one (h <= 0.42, p <= 0.084) is the full-rate LDPCA
+#: code (``"ldpca_d15"``, steps of 0.01); the high one is ``"sw_mid_d15"`` with 200 levels
+#: (steps of 0.005), built with its degree-2 cycles kept long in the merged graphs of rate
+#: >= ``peg_rate`` = 0.45 (``LDPCACode(peg_level=0.45 * levels, peg_level_max_degree=2)``).
 DEFAULT_FAMILY = (
-    (0.25, 0.3, 150, "sw_low_d20"),
-    (1.0, 1.0, 100, "ldpca_d15"),
+    (0.25, 0.3, 150, "sw_low_d20", None, None),
+    (0.42, 1.0, 100, "ldpca_d15", None, None),
+    (1.0, 1.0, 200, "sw_mid_d15", 0.45, 2),
 )
 
 
@@ -87,14 +95,18 @@ def cached_ldpca_family(n: int = 10_000, seed: int = 0, crc_bits: int = 16,
 
     Every member is a :func:`cached_ldpca_code`; ``rows = round(frac * n)`` must be a
     multiple of its ``levels`` with at least max-degree periods (``n = 10^4`` works;
-    building the two base graphs the first time takes about a minute).
+    building the three base graphs the first time takes about a minute and a half).
     """
     members = []
-    for h_max, frac, levels, lam in spec:
+    for h_max, frac, levels, lam, peg_rate, peg_max_degree in spec:
         rows = int(round(float(frac) * n))
+        # the level whose merged checks have rate peg_rate: level * rows / (levels * n)
+        peg_level = None if peg_rate is None else max(1, int(round(peg_rate * levels * n / rows)))
         members.append((h_max, cached_ldpca_code(n, int(levels), lam, seed=seed,
                                                  crc_bits=crc_bits, cache=cache,
-                                                 rows=None if rows == n else rows)))
+                                                 rows=None if rows == n else rows,
+                                                 peg_level=peg_level,
+                                                 peg_level_max_degree=peg_max_degree)))
     return LDPCAFamily(members)
 
 
