@@ -18,9 +18,12 @@ def test_notebook_05_claims_hold(notebook_runner, tmp_path, monkeypatch):
         block_lengths=[250, 2000],
         block_p=0.1,
         block_bits=4000,
+        cycle_n=1000,
+        cycle_levels=25,
+        cycle_peg_level=5,
     )
     claims = {c["claim"]: c["holds"] for c in m["claims"]}
-    assert len(claims) == 7
+    assert len(claims) == 8
     failed = [c for c, ok in claims.items() if not ok]
     assert not failed, f"claims that do not hold: {failed}"
     # Hamming by hand: all 1024 cases, rate 3/7 = H(X|Y)
@@ -33,3 +36,7 @@ def test_notebook_05_claims_hold(notebook_runner, tmp_path, monkeypatch):
     assert m["waterfall_rate"] == pytest.approx(13 / 25)
     assert [r["n"] for r in m["block_lengths"]] == [250, 2000]
     assert {t["target"][:14] for t in m["targets"]} == {"rate/H(X|Y) <="}
+    # degree-2 cycles: counted per level for both constructions; none left where they were kept long
+    cyc = m["degree2_cycles"]
+    assert cyc["levels"][0] == 5 and sum(cyc["degree-2 cycles kept long"]) == 0
+    assert len(cyc["plain PEG"]) == len(cyc["levels"])
