@@ -16,10 +16,10 @@ the same data, because it is ~20x slower.
 
 By default (full run) the code is the rate-adaptive *family*
 (:func:`toy_sources.codes.ldpc_experiments.cached_ldpca_family`): a low-rate LDPCA member
-(base graph of 0.3 n rows, ``"sw_low_d20"``, rate steps 0.002) for h(p) <= 0.25, the
+(base graph of 0.3 n rows, ``"sw_low_l2_d20"``, rate steps 0.002) for h(p) <= 0.25, the
 full-rate LDPCA code (``"ldpca_d15"``, steps 0.01) for h(p) <= 0.42, and above it
-``"sw_mid_d15"`` (200 levels, steps 0.005, degree-2 cycles kept long in the merged graphs of
-rate >= 0.45); the member is picked from the a-priori p that encoder and decoder share
+``"sw_mid_d15"`` (200 levels, steps 0.005); the low and high members keep their degree-2
+cycles long in the merged graphs of rate >= 0.15 and 0.45; the member is picked from the a-priori p that encoder and decoder share
 (field ``family_member``).  ``--code single`` uses one LDPCA code (``--lam``, ``--levels``)
 for every p (the ``--quick`` default, whose n = 2000 is too short for the family).
 Every block's ladder starts at the level of the Slepian–Wolf bound (the rate the code

@@ -77,13 +77,14 @@ def cached_ldpca_code(n: int, levels: int = 100, lam="ldpca_d15", seed: int = 0,
 #: The default rate-adaptive family at block length ``n`` (fractions of ``n``):
 #: ``(h_max, rows / n, levels, lam, peg_rate, peg_max_degree)``.  The low member serves
 #: :math:`h(p) \le 0.25` (p <= 0.041) with a base graph of ``0.3 n`` rows designed by
-#: density evolution for syndrome rates near 0.16 (``"sw_low_d20"``) and rate steps of
+#: density evolution for syndrome rates near 0.16 (``"sw_low_l2_d20"``) and rate steps of
 #: ``0.3 / 150 = 0.002``; the middle one (h <= 0.42, p <= 0.084) is the full-rate LDPCA
 #: code (``"ldpca_d15"``, steps of 0.01); the high one is ``"sw_mid_d15"`` with 200 levels
-#: (steps of 0.005), built with its degree-2 cycles kept long in the merged graphs of rate
-#: >= ``peg_rate`` = 0.45 (``LDPCACode(peg_level=0.45 * levels, peg_level_max_degree=2)``).
+#: (steps of 0.005). The low and high members are built with their degree-2 cycles kept
+#: long in the merged graphs of rate >= ``peg_rate`` (``LDPCACode(peg_level=peg_rate *
+#: levels * n / rows, peg_level_max_degree=2)``): both have many degree-2 variables.
 DEFAULT_FAMILY = (
-    (0.25, 0.3, 150, "sw_low_d20", None, None),
+    (0.25, 0.3, 150, "sw_low_l2_d20", 0.15, 2),
     (0.42, 1.0, 100, "ldpca_d15", None, None),
     (1.0, 1.0, 200, "sw_mid_d15", 0.45, 2),
 )

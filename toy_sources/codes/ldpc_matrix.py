@@ -81,6 +81,16 @@ from numba import njit
 #:     ``cached_ldpca_family``), full benchmark (10^6 bits): rate / H(X|Y) = 1.193 at
 #:     p = 0.02 with every block starting at the bound, 1.252 starting two levels below
 #:     the previous block's (``ldpca_d15`` on the full-rate LDPCA: 1.49).
+#: ``"sw_low_l2_d20"``
+#:     :math:`\lambda(x) = 0.0684x + 0.1438x^2 + 0.1479x^3 + 0.1425x^7 + 0.4974x^{19}`.
+#:     The low-rate design without ``sw_low_d20``'s cap on degree-2 nodes (21 % of the
+#:     nodes are of degree 2, more than the ~1700 merged checks at p = 0.02): a random
+#:     search (70 draws and perturbations over degrees {2, 3, 4, 8, 20}, λ2 below the
+#:     stability bound at p = 0.02) maximising the DE threshold at syndrome rate 0.16,
+#:     population 10^4: rate / h(p*) = 1.042 (``sw_low_d20`` 1.055-1.067 in the same runs).
+#:     With its degree-2 cycles kept long from rate 0.15 up (``peg_level``, as
+#:     ``sw_mid_d15``) it measured 1.170 at p = 0.02 (benchmark, 10^6 bits, start at the
+#:     bound; ``sw_low_d20``: 1.193).
 #: ``"sw_mid_d15"``
 #:     :math:`\lambda(x) = 0.20x + 0.20x^2 + 0.10x^5 + 0.50x^{14}`.  Our own, for
 #:     Slepian–Wolf rates near 0.5–0.7 (p in [0.085, 0.15]): ``ldpca_d15`` with more
@@ -102,6 +112,7 @@ DEGREE_DISTRIBUTIONS: dict[str, dict[int, float]] = {
     "rsu_dl8_stable": {2: 0.15, 3: 0.28395, 8: 0.41592},
     "ldpca_d15": {2: 0.15, 3: 0.25, 6: 0.10, 15: 0.50},
     "sw_low_d20": {2: 0.015, 3: 0.311, 4: 0.035, 8: 0.023, 20: 0.615},
+    "sw_low_l2_d20": {2: 0.0684, 3: 0.1438, 4: 0.1479, 8: 0.1425, 20: 0.4974},
     "sw_mid_d15": {2: 0.20, 3: 0.20, 6: 0.10, 15: 0.50},
 }
 
