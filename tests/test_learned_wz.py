@@ -151,7 +151,8 @@ def test_learned_reaches_one_shot_optimum(lam, lloyd_hull_095):
     "rho = 0.95: the entropy-constrained Lloyd optimum (rate H(M), index coded without y) is 2.06 dB above "
     "D_WZ at R = 0.5, 3.83 dB at R = 1.0, 5.12 dB at 1.5 (wz_lloyd, 801x258 grid; 1.21/1.50/1.57 dB even with "
     "an ideal SW rate H(M|Y)); the learned compressor is 0.2-0.3 dB above that curve (seed 0: +0.20 dB at "
-    "1.59 bits, +0.31 dB at 1.99 bits). Even at rho = 0 the best one-shot code (an ECSQ; closed form uniform_threshold_ecsq) is 1.44 dB off at 1 bit and 1.53 dB at 1.5 bits"))
+    "1.59 bits, +0.31 dB at 1.99 bits). Even at rho = 0 the best one-shot code (an ECSQ; closed form "
+    "uniform_threshold_ecsq) is 1.44 dB off at 1 bit and 1.53 dB at 1.5 bits"))
 def test_issue3_one_db_target_at_rho_095(lloyd_hull_095):
     from toy_sources.codes.wz_lloyd import hull_distortion
     from toy_sources.codes.wyner_ziv import GaussianSideInfoSource, gap_db
