@@ -9,19 +9,20 @@ over all simulated source bits), ``bits``, ``failures``, ``attempts``, ``seconds
 wall time only), ``mbit_per_s`` (source bits per second of decoder wall time, one
 thread), ``cpu_seconds`` and ``mbit_per_cpu_s`` (the same over the decoder's CPU time,
 which stays meaningful when the machine is shared), plus the decoder settings
-(``algorithm, warm_start, max_iter, stall, start_margin`` in levels of the code).  The ``ldpc`` package decoder
-runs through the same rate ladder (same matrices, same blocks, same max_iter; no
-stall rule, no warm start); ``--ldpc-bits`` lets it decode only the first blocks of
-the same data, because it is ~20x slower.
+(``algorithm, warm_start, max_iter, stall``, ``start_margin`` in levels of the code).
+The ``ldpc`` package decoder runs through the same rate ladder (same matrices, same
+blocks, same max_iter; no stall rule, no warm start); ``--ldpc-bits`` lets it decode
+only the first blocks of the same data, because it is 40-85x slower on the ladder.
 
 By default (full run) the code is the rate-adaptive *family*
 (:func:`toy_sources.codes.ldpc_experiments.cached_ldpca_family`): a low-rate LDPCA member
 (base graph of 0.3 n rows, ``"sw_low_l2_d20"``, rate steps 0.002) for h(p) <= 0.25, the
 full-rate LDPCA code (``"ldpca_d15"``, steps 0.01) for h(p) <= 0.42, and above it
 ``"sw_mid_d15"`` (200 levels, steps 0.005); the low and high members keep their degree-2
-cycles long in the merged graphs of rate >= 0.15 and 0.45; the member is picked from the a-priori p that encoder and decoder share
-(field ``family_member``).  ``--code single`` uses one LDPCA code (``--lam``, ``--levels``)
-for every p (the ``--quick`` default, whose n = 2000 is too short for the family).
+cycles long in the merged graphs of rate >= 0.15 and 0.45.  The member is picked from the
+a-priori p that encoder and decoder share (field ``family_member``).  ``--code single``
+uses one LDPCA code (``--lam``, ``--levels``) for every p (the ``--quick`` default, whose
+n = 2000 is too short for the family).
 Every block's ladder starts at the level of the Slepian–Wolf bound (the rate the code
 needs, at the price of more BP attempts); ``--start-margin-rate 0.02`` starts 0.02 bits
 below the previous block's final rate instead (fewer attempts, slightly more rate).
@@ -100,7 +101,8 @@ def main(argv=None) -> int:
     ap.add_argument("--decoders", default="ours,ldpc", help="comma-separated: ours, ldpc")
     ap.add_argument("--max-iter", type=int, default=200)
     ap.add_argument("--stall", type=int, default=15,
-                    help="give up a level after this many iterations without a new minimum of unsatisfied checks")
+                    help="give up a level after this many iterations without a new minimum "
+                         "of unsatisfied checks")
     ap.add_argument("--algorithm", default="sum_product_table",
                     choices=["sum_product_table", "sum_product", "min_sum"],
                     help="check-node rule of our decoder (default: sum-product, phi from a table)")

@@ -53,7 +53,8 @@ def test_rho0_lloyd_matches_closed_form_uniform_threshold_ecsq(grid0):
     inits = [(lab, a) for lab, a in periodic_inits(grid0) if lab == "sign" or lab.startswith("K=1,")]
     lams = 1 / (2 * np.log(2) * 1.4 * 2.0 ** (-2 * np.array([0.75, 1.0, 1.25, 1.5, 1.75])))
     c = one_shot_curve(rate="marginal", grid=grid0, lams=lams, inits=inits, refine=0)
-    for R, tol in ((1.0, 0.1), (1.25, 0.02), (1.5, 0.02)):  # at 1 bit the hull time-shares between sparse points
+    # at 1 bit the hull time-shares between sparse points, hence the wider tolerance
+    for R, tol in ((1.0, 0.1), (1.25, 0.02), (1.5, 0.02)):
         lloyd = 10 * np.log10(hull_distortion(c["hull"], R) / 2.0 ** (-2 * R))
         utq = uniform_threshold_ecsq(R)["gap_db"]
         assert utq - 0.02 <= lloyd <= utq + tol, (R, lloyd, utq)

@@ -239,7 +239,8 @@ class LDPCACode:
         if peg_level_max_degree is not None and (isinstance(peg_level_max_degree, bool)
                                                  or int(peg_level_max_degree) != peg_level_max_degree
                                                  or peg_level_max_degree < 1):
-            raise ValueError(f"peg_level_max_degree must be a positive int or None, got {peg_level_max_degree!r}")
+            raise ValueError("peg_level_max_degree must be a positive int or None, "
+                             f"got {peg_level_max_degree!r}")
         self.peg_level, self.peg_level_max_degree = peg_level, peg_level_max_degree
         self.lam, self.seed = lam, seed
         self.tx_order = balanced_tx_order(levels)

@@ -203,7 +203,8 @@ def _prefer(c, best, bkey, tie_e, chk_deg):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _peg_core(var_deg, m, cmax, tie, block, grp_all, grp_ptr_all, grp_rows_all, grouped_max_deg):  # pragma: no cover
+def _peg_core(var_deg, m, cmax, tie, block,  # pragma: no cover - compiled
+              grp_all, grp_ptr_all, grp_rows_all, grouped_max_deg):
     # For variables of degree <= grouped_max_deg, distances are measured between check
     # *groups* (grp[c] = group of row c; the rows of group g are
     # grp_rows[grp_ptr[g]:grp_ptr[g+1]]); for the others, between rows (plain PEG).
