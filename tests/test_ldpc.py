@@ -314,6 +314,8 @@ def test_degree2_cycles_kept_long_in_merged_graphs():
         LDPCACode(2000, 50, "sw_mid_d15", peg_level=51)
     with pytest.raises(ValueError, match="peg_level_max_degree"):
         LDPCACode(2000, 50, "sw_mid_d15", peg_level=20, peg_level_max_degree=0)
+    with pytest.raises(ValueError, match="max_len"):
+        kept.degree2_cycles(23, 1)
 
 
 def test_start_margin_in_rate_is_converted_to_levels_of_the_code(small_ldpca):

@@ -235,7 +235,8 @@ class LDPCACode:
         self.n, self.rows, self.levels, self.crc_bits = n, rows, levels, int(crc_bits)
         if peg_level is not None and (isinstance(peg_level, bool) or int(peg_level) != peg_level
                                       or not 1 <= peg_level <= levels):
-            raise ValueError(f"peg_level must be an int in [1, levels={levels}] or None, got {peg_level!r}")
+            raise ValueError(f"peg_level must be an int in [1, levels={levels}] or None, "
+                             f"got {peg_level!r}")
         if peg_level_max_degree is not None and (isinstance(peg_level_max_degree, bool)
                                                  or int(peg_level_max_degree) != peg_level_max_degree
                                                  or peg_level_max_degree < 1):
@@ -303,6 +304,8 @@ class LDPCACode:
             ``{length: number of degree-2 variables whose shortest such cycle has that
             length}`` (empty: none up to ``max_len``).
         """
+        if isinstance(max_len, bool) or int(max_len) != max_len or max_len < 2:
+            raise ValueError(f"max_len must be an int >= 2 (variables on a cycle), got {max_len!r}")
         g = self.graph(level)
         deg = np.bincount(g.edge_var, minlength=self.n)
         chk = np.repeat(np.arange(g.m), np.diff(g.chk_ptr))
@@ -317,9 +320,6 @@ class LDPCACode:
         out: dict[int, int] = {}
         for i, (a, b) in enumerate(pairs):
             a, b = int(a), int(b)
-            if a == b:  # both edges in one merged check (cannot happen with the PEG base graph)
-                out[1] = out.get(1, 0) + 1
-                continue
             dist, frontier, found = {a: 0}, [a], None
             while frontier and found is None:
                 nxt = []

@@ -427,10 +427,13 @@ def _utq_performance(step, zero_half, var_x=1.0):
     k = np.arange(0, int(np.ceil(12.0 / step)) + 2)
     pos = zero_half + k * step
     pos = pos[pos < 40.0]
-    edges = np.unique(np.concatenate([[-np.inf], -pos, pos, [np.inf]]))  # zero_half = 0: one threshold at 0
+    edges = np.unique(np.concatenate([[-np.inf], -pos, pos, [np.inf]]))  # zero_half = 0: one at 0
     a, b = edges[:-1], edges[1:]
     P = ndtr(b) - ndtr(a)
-    pdf = lambda t: np.where(np.isfinite(t), np.exp(-0.5 * np.minimum(t * t, 1e4)) / np.sqrt(2 * np.pi), 0.0)
+
+    def pdf(t):  # standard normal density, 0 at ±inf
+        return np.where(np.isfinite(t), np.exp(-0.5 * np.minimum(t * t, 1e4)) / np.sqrt(2 * np.pi), 0.0)
+
     ta = np.where(np.isfinite(a), a, 0.0)
     tb = np.where(np.isfinite(b), b, 0.0)
     m1 = pdf(a) - pdf(b)                      # ∫ x φ(x) dx over the cell
