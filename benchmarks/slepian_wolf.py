@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     build = time.perf_counter() - t0
     print(json.dumps({"kind": "code", "code": kind, "n": n,
                       "members": [{"h_max": h, "rows": c.rows, "levels": c.levels, "lam": c.lam,
-                                   "rate_step": c.rows / (c.levels * c.n), "edges": int(c.H0.nnz)}
+                                   "rate_step": c.rate_step, "edges": int(c.H0.nnz)}
                                   for h, c in (code.members if kind == "family" else [(1.0, code)])],
                       "crc_bits": members[0].crc_bits,
                       "build_or_load_seconds": round(build, 2),

@@ -285,6 +285,11 @@ class LDPCACode:
         """Number of accumulated syndrome bits known at ``level`` (``level * rows / levels``)."""
         return self._check_level(level) * (self.rows // self.levels)
 
+    @property
+    def rate_step(self) -> float:
+        """Syndrome bits per source bit added by one level, ``rows / (levels n)``."""
+        return self.rows / (self.levels * self.n)
+
     def rate(self, level: int) -> float:
         """Rate in bits per source bit at ``level``, CRC included."""
         return (self.bits_at(level) + self.crc_bits) / self.n
@@ -451,7 +456,7 @@ class LDPCACode:
         llr = np.abs(np.asarray(llr_prior, dtype=float))
         q = 1.0 / (1.0 + np.exp(np.minimum(llr, 700.0)))
         h = float(np.mean(binary_entropy(q)))
-        return int(min(self.levels, max(1, np.ceil(h * self.n * self.levels / self.rows - 1e-9))))
+        return int(min(self.levels, max(1, np.ceil(h / self.rate_step - 1e-9))))
 
     def decode(self, feed: SyndromeFeed, llr_prior, *, start_level=None, max_iter: int = 200,
                stall: int = 15, algorithm: str = "sum_product_table",

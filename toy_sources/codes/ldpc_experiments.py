@@ -175,7 +175,7 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
     if start_margin_rate is not None:
         if not np.isfinite(start_margin_rate) or start_margin_rate < 0:
             raise ValueError(f"start_margin_rate must be a non-negative rate, got {start_margin_rate}")
-        start_margin = int(np.ceil(start_margin_rate * code.levels * code.n / code.rows - 1e-9))
+        start_margin = int(np.ceil(start_margin_rate / code.rate_step - 1e-9))
     rng = np.random.default_rng(seed)
     pypi = {}
     rates, errors, fails, attempts, secs, final_levels = [], 0, 0, [], 0.0, []
@@ -223,7 +223,7 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
     return _summary(name, "adaptive", p, code.n, float(np.mean(rates)), errors,
                     int(n_blocks) * code.n, secs, failures=fails,
                     attempts=float(np.mean(attempts)), levels=code.levels, rows=code.rows,
-                    rate_step=code.rows / (code.levels * code.n),
+                    rate_step=code.rate_step,
                     lam=code.lam if isinstance(code.lam, str) else "custom",
                     family_member=member, mean_level=float(np.mean(final_levels)),
                     max_level=int(np.max(final_levels)),
