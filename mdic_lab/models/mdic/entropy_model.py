@@ -82,9 +82,12 @@ class ARStepper:
     """
 
     def __init__(self, model: "AREntropyModel"):
+        from scipy.special import erf  # the exact GELU of every position (imported once per stepper)
+
         def a(t):
             return t.detach().cpu().float().numpy().copy()
 
+        self._erf = erf
         self.start = model.start
         self.tok_emb, self.pos_emb = a(model.tok_emb.weight), a(model.pos_emb[0])
         self.blocks = []
@@ -117,8 +120,6 @@ class ARStepper:
 
     def probs(self, position: int) -> np.ndarray:
         """``p(· | k_<position)`` as float64 ``(1, K)``; positions must be visited in order 0, 1, …"""
-        from scipy.special import erf
-
         if position != self.position:
             raise ValueError(f"ARStepper visits positions in order: expected {self.position}, got {position}")
         t = position
@@ -138,7 +139,7 @@ class ARStepper:
             y = np.einsum("ht,hts->hs", w, V).reshape(d)
             x = x + (y @ b["proj"][0] + b["proj"][1])
             h = self._ln(x, b["ln2"]) @ b["fc1"][0] + b["fc1"][1]
-            h = np.float32(0.5) * h * (np.float32(1.0) + erf(h / np.float32(math.sqrt(2.0))))  # exact GELU
+            h = np.float32(0.5) * h * (np.float32(1.0) + self._erf(h / np.float32(math.sqrt(2.0))))  # exact GELU
             x = x + (h @ b["fc2"][0] + b["fc2"][1])
         logits = (self._ln(x, self.ln_f) @ self.head[0] + self.head[1]).astype(np.float64)
         self.position += 1
