@@ -35,6 +35,17 @@ the highest level any block needed (``"max level ..."``), cold start, ``max_iter
 the fixed-rate throughput at those rates, each with its own BER (at the mean rate the
 blocks that needed more fail; at the max rate nearly all decode, at a higher ratio).
 
+Finite block length: before its decoder rows each p gets a ``"kind": "finite_length"``
+row (:mod:`toy_sources.finite_length`): the least rate / H(X|Y) *any* fixed-length code
+of length n can have at block error rates 1e-1, 1e-2, 1e-4 (``converse_ratio``), what
+random linear codes with ML decoding reach (``random_linear_ratio``), and 1.0 for
+rate-adaptive codes (Kraft: a decoder that chooses when to stop pays no finite-length
+term).  Every fixed-rate row carries ``block_error_rate`` (blocks with any bit wrong),
+``converse_block_error`` (the least block error any code of its rate and length can
+have) and ``converse_ratio_at_block_error`` (the least ratio any code needs for the block
+error rate it measured).  Adaptive rows carry ``ratio_ci95``, the 95 % error bar of
+``ratio`` over blocks, and ``crc_bits``, the CRC counted in the rate.
+
 A last line per run summarises the targets of issue 3 (``"kind": "targets"``); it keeps
 the two throughputs apart (``*_adaptive`` and ``*_fixed``).
 
@@ -65,6 +76,12 @@ from toy_sources.codes.ldpc_experiments import (  # noqa: E402
     simulate_adaptive,
     simulate_operating_point,
 )
+from toy_sources.bounds import binary_entropy  # noqa: E402
+from toy_sources.finite_length import (  # noqa: E402
+    fixed_length_converse_error,
+    fixed_length_converse_rate,
+    random_linear_rate,
+)
 
 FULL_P = (0.02, 0.05, 0.08, 0.10, 0.12, 0.15)
 
@@ -81,6 +98,30 @@ def _warm_up(algorithm: str) -> None:
     llr[4] = -llr[4]
     decode_syndrome(H, syndrome(H, x), llr, 5, algorithm=algorithm, stall=3,
                     c2v=np.zeros(12))
+
+
+FINITE_LENGTH_EPS = (1e-1, 1e-2, 1e-4)
+
+
+def finite_length_row(n: int, p: float) -> dict:
+    """What any fixed-length code of length n can do at p (toy_sources.finite_length)."""
+    h = binary_entropy(p)
+    return {"kind": "finite_length", "p": p, "n": n, "h_x_given_y": h,
+            "block_error": list(FINITE_LENGTH_EPS),
+            "converse_ratio": [round(fixed_length_converse_rate(n, p, e) / h, 4) for e in FINITE_LENGTH_EPS],
+            "random_linear_ratio": [round(random_linear_rate(n, p, e) / h, 4) for e in FINITE_LENGTH_EPS],
+            "adaptive_converse_ratio": 1.0}
+
+
+def add_converse(row: dict) -> dict:
+    """A fixed-rate row gains the best block error any code of its rate and length could
+    have, and the least rate any code needs for the block error it measured."""
+    n, p, h = row["n"], row["p"], row["h_x_given_y"]
+    row["converse_block_error"] = fixed_length_converse_error(n, p, row["rate"])
+    fer = row["block_error_rate"]
+    row["converse_ratio_at_block_error"] = (fixed_length_converse_rate(n, p, fer) / h
+                                            if 0 < fer < 1 else None)
+    return row
 
 
 def _start_policy(args) -> dict:
@@ -160,6 +201,7 @@ def main(argv=None) -> int:
     rows, fixed_rows = [], []
     ldpc_blocks = n_blocks if args.ldpc_bits is None else max(1, int(round(args.ldpc_bits / n)))
     for p in ps:
+        print(json.dumps(finite_length_row(n, p)), flush=True)
         ours = None
         for dec in decoders:
             row = simulate_adaptive(code, p, n_blocks if dec == "ours" else ldpc_blocks,
@@ -179,6 +221,7 @@ def main(argv=None) -> int:
                                                level=level, seed=args.seed + 2, decoder=dec,
                                                max_iter=100, algorithm=args.algorithm)
                 row["operating_point"] = f"{at} level of the ladder"
+                add_converse(row)
                 fixed_rows.append(row)
                 print(json.dumps(row), flush=True)
     ours = [r for r in rows if r["decoder"] == "ours"]

@@ -147,7 +147,9 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
     blocks), ``bits``, ``failures`` (blocks not decoded even at the top level),
     ``attempts`` (mean BP runs per block), ``seconds`` (decoder wall time),
     ``mbit_per_s``, ``cpu_seconds`` (decoder CPU time of this process, which is what a
-    shared machine leaves comparable) and ``mbit_per_cpu_s``.
+    shared machine leaves comparable), ``mbit_per_cpu_s``, ``crc_bits`` (counted in
+    the rate) and ``ratio_ci95`` (the 95 % error bar of ``ratio`` over blocks,
+    :func:`_ratio_ci95`).
 
     ``start_margin=None`` starts every block at the level of the prior's conditional
     entropy (:meth:`LDPCACode.start_level_for`); an int ``k`` starts at
@@ -231,7 +233,22 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
                     warm_start=bool(warm_start) and decoder == "ours",
                     max_iter=int(max_iter), stall=int(stall) if decoder == "ours" else None,
                     algorithm=algorithm if decoder == "ours" else "product_sum (ldpc.BpDecoder)",
+                    crc_bits=int(code.crc_bits), ratio_ci95=_ratio_ci95(rates, p),
                     cpu_seconds=cpu)
+
+
+def _ratio_ci95(rates, p: float):
+    """Half-width of the normal 95 % interval of the mean rate / H(X|Y) over blocks.
+
+    ``1.96 · std(rates) / sqrt(blocks) / h(p)``: the error bar of ``ratio`` from the
+    block-to-block spread of the rate (each block's error pattern needs its own rate).
+    ``None`` for a single block. With ``start_margin`` the blocks are coupled through
+    the start level, and the interval is then only indicative.
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    if rates.size < 2:
+        return None
+    return float(1.96 * rates.std(ddof=1) / np.sqrt(rates.size) / binary_entropy(p))
 
 
 def simulate_fixed(H, p: float, n_blocks: int, seed: int = 0, decoder: str = "ours",
@@ -239,14 +256,16 @@ def simulate_fixed(H, p: float, n_blocks: int, seed: int = 0, decoder: str = "ou
     """Fixed-rate SW coding with one parity-check matrix ``H`` (rate ``m/n``).
 
     Same fields as :func:`simulate_adaptive`; ``failures`` counts blocks whose
-    decoder did not satisfy the syndrome.
+    decoder did not satisfy the syndrome, ``block_errors`` blocks decoded with any bit
+    wrong (``block_error_rate`` their fraction: the ``ε`` of
+    :mod:`toy_sources.finite_length`).
     """
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r} (expected one of: {', '.join(DECODERS)})")
     g = tanner_graph(H)
     rng = np.random.default_rng(seed)
     dec = PypiSyndromeBP(H, p, max_iter) if decoder == "ldpc" else None
-    errors, fails, secs, cpu = 0, 0, 0.0, 0.0
+    errors, fails, block_errors, secs, cpu = 0, 0, 0, 0.0, 0.0
     for _ in range(int(n_blocks)):
         x, y = sample_dsbs(p, g.n, rng)
         s = syndrome(g, x)
@@ -262,10 +281,13 @@ def simulate_fixed(H, p: float, n_blocks: int, seed: int = 0, decoder: str = "ou
             x_hat, ok, _ = dec(s, y)
             secs += time.perf_counter() - t0
             cpu += time.process_time() - c0
-        errors += int(np.count_nonzero(x_hat != x))
+        wrong = int(np.count_nonzero(x_hat != x))
+        errors += wrong
+        block_errors += int(wrong > 0)
         fails += int(not ok)
     return _summary(decoder, "fixed", p, g.n, g.m / g.n, errors, int(n_blocks) * g.n, secs,
-                    failures=fails, cpu_seconds=cpu)
+                    failures=fails, block_errors=block_errors,
+                    block_error_rate=block_errors / int(n_blocks), cpu_seconds=cpu)
 
 
 def simulate_operating_point(code, p: float, n_blocks: int, level=None, seed: int = 0,
