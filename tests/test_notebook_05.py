@@ -23,7 +23,7 @@ def test_notebook_05_claims_hold(notebook_runner, tmp_path, monkeypatch):
         cycle_peg_level=5,
     )
     claims = {c["claim"]: c["holds"] for c in m["claims"]}
-    assert len(claims) == 8
+    assert len(claims) == 9
     failed = [c for c, ok in claims.items() if not ok]
     assert not failed, f"claims that do not hold: {failed}"
     # Hamming by hand: all 1024 cases, rate 3/7 = H(X|Y)
@@ -40,3 +40,11 @@ def test_notebook_05_claims_hold(notebook_runner, tmp_path, monkeypatch):
     cyc = m["degree2_cycles"]
     assert cyc["levels"][0] == 5 and sum(cyc["degree-2 cycles kept long"]) == 0
     assert len(cyc["plain PEG"]) == len(cyc["levels"])
+    # finite length: exact bounds for every (n, eps); a smaller block error costs rate at every n
+    fl = m["finite_length"]
+    assert fl["p"] == 0.02 and len(fl["table"]) == 7 * 3
+    for nn in {r["n"] for r in fl["table"]}:
+        ratios = [r["converse_ratio"] for r in fl["table"] if r["n"] == nn]
+        assert 1.0 < ratios[0] < ratios[1] < ratios[2]
+    assert all(r["converse_ratio"] <= r["random_linear_ratio"] for r in fl["table"])
+    assert fl["waterfall_vs_converse"], "the waterfall should have points with 0 < block error < 1"
