@@ -44,7 +44,8 @@ term).  Every fixed-rate row carries ``block_error_rate`` (blocks with any bit w
 ``converse_block_error`` (the least block error any code of its rate and length can
 have) and ``converse_ratio_at_block_error`` (the least ratio any code needs for the block
 error rate it measured).  Adaptive rows carry ``ratio_ci95``, the 95 % error bar of
-``ratio`` over blocks, and ``crc_bits``, the CRC counted in the rate.
+``ratio`` over blocks, ``crc_bits``, the CRC counted in the rate (``--crc-bits``), and
+``crc_rejections``, the BP attempts whose word satisfied the syndrome but not the CRC.
 
 A last line per run summarises the targets of issue 3 (``"kind": "targets"``); it keeps
 the two throughputs apart (``*_adaptive`` and ``*_fixed``).
@@ -160,6 +161,10 @@ def main(argv=None) -> int:
     ap.add_argument("--start-margin", type=int,
                     help="the same margin in levels of the code (overrides --start-margin-rate)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--crc-bits", type=int, default=16,
+                    help="CRC of each block, sent once and counted in the rate (0-32; default 16). "
+                         "It catches BP converging to a wrong word that satisfies the syndrome; "
+                         "fewer bits cost less rate and miss such a word with probability 2^-bits")
     ap.add_argument("--code", choices=["family", "single"],
                     help="rate-adaptive family (default for full runs) or one LDPCA code "
                          "(default with --quick)")
@@ -169,6 +174,8 @@ def main(argv=None) -> int:
                     help="fixed-rate levels: 'mean' (the ladder's mean level, rounded up) "
                          "and/or 'max' (the highest level the ladder needed)")
     args = ap.parse_args(argv)
+    if not 0 <= args.crc_bits <= 32:
+        ap.error(f"--crc-bits must be in [0, 32], got {args.crc_bits}")
     fixed_at = [a.strip() for a in args.fixed_at.split(",") if a.strip()]
     if set(fixed_at) - {"mean", "max"}:
         ap.error(f"--fixed-at: unknown {sorted(set(fixed_at) - {'mean', 'max'})} "
@@ -185,10 +192,10 @@ def main(argv=None) -> int:
     kind = args.code or ("single" if args.quick else "family")
     t0 = time.perf_counter()
     if kind == "family":
-        code = cached_ldpca_family(n, seed=args.seed)
+        code = cached_ldpca_family(n, seed=args.seed, crc_bits=args.crc_bits)
         members = [c for _, c in code.members]
     else:
-        code = cached_ldpca_code(n, levels, args.lam, seed=args.seed)
+        code = cached_ldpca_code(n, levels, args.lam, seed=args.seed, crc_bits=args.crc_bits)
         members = [code]
     build = time.perf_counter() - t0
     print(json.dumps({"kind": "code", "code": kind, "n": n,

@@ -25,8 +25,31 @@ def test_quick_benchmark_rows_have_error_bars_and_finite_length_bounds(capsys, m
     # a smaller block error costs rate; achievability never below the converse
     assert 1.0 < f["converse_ratio"][0] < f["converse_ratio"][1] < f["converse_ratio"][2]
     assert all(c <= r for c, r in zip(f["converse_ratio"], f["random_linear_ratio"]))
-    assert a["crc_bits"] == 16 and 0 < a["ratio_ci95"] < 0.5
+    assert a["crc_bits"] == 16 and 0 < a["ratio_ci95"] < 0.5 and a["crc_rejections"] >= 0
     assert 0.0 <= x["block_error_rate"] <= 1.0 and x["block_errors"] >= x["failures"]
     assert 0.0 <= x["converse_block_error"] <= 1.0
     if 0 < x["block_error_rate"] < 1:  # no code beats the converse at the error rate it had
         assert x["converse_ratio_at_block_error"] <= x["ratio"]
+
+
+def test_crc_bits_are_counted_in_the_rate_and_checked(capsys, monkeypatch):
+    rates, rejected = {}, {}
+    for bits in (0, 32):
+        monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--quick", "--decoders", "ours", "--p", "0.1",
+                                          "--bits", "4e3", "--no-fixed", "--crc-bits", str(bits)])
+        with pytest.raises(SystemExit):
+            runpy.run_path(str(SCRIPT), run_name="__main__")
+        row = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+               if json.loads(line).get("mode") == "adaptive"][0]
+        assert row["crc_bits"] == bits
+        rates[bits], rejected[bits] = row["rate"] * row["n"], row["crc_rejections"]
+    # same blocks, same ladder: every block pays its CRC once; a 0-bit CRC catches no false
+    # convergence (it may stop a block early), so the difference is 32 bits or more
+    assert rejected[0] == 0
+    assert rates[32] - rates[0] >= 32 - 1e-9
+    if rejected[32] == 0:
+        assert rates[32] - rates[0] == pytest.approx(32)
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--quick", "--crc-bits", "40"])
+    with pytest.raises(SystemExit) as bad:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert bad.value.code == 2 and "--crc-bits must be in [0, 32]" in capsys.readouterr().err

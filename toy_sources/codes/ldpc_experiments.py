@@ -148,8 +148,10 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
     ``attempts`` (mean BP runs per block), ``seconds`` (decoder wall time),
     ``mbit_per_s``, ``cpu_seconds`` (decoder CPU time of this process, which is what a
     shared machine leaves comparable), ``mbit_per_cpu_s``, ``crc_bits`` (counted in
-    the rate) and ``ratio_ci95`` (the 95 % error bar of ``ratio`` over blocks,
-    :func:`_ratio_ci95`).
+    the rate), ``crc_rejections`` (BP attempts whose word satisfied the syndrome but
+    not the CRC: false convergences caught; each would slip through a ``b``-bit CRC
+    with probability ``2^-b``) and ``ratio_ci95`` (the 95 % error bar of ``ratio`` over
+    blocks, :func:`_ratio_ci95`).
 
     ``start_margin=None`` starts every block at the level of the prior's conditional
     entropy (:meth:`LDPCACode.start_level_for`); an int ``k`` starts at
@@ -181,6 +183,7 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
     rng = np.random.default_rng(seed)
     pypi = {}
     rates, errors, fails, attempts, secs, final_levels = [], 0, 0, [], 0.0, []
+    crc_rejections = 0
     prev_level = None
     cpu = 0.0
     for _ in range(int(n_blocks)):
@@ -220,6 +223,7 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
         errors += int(np.count_nonzero(res.x_hat != x))
         fails += int(not res.success)
         attempts.append(res.attempts)
+        crc_rejections += sum(1 for _, bp_ok, ok, _ in res.history if bp_ok and not ok)
     # both sum-product variants are "ours" (the table one is the fast default)
     name = decoder if (decoder == "ldpc" or algorithm.startswith("sum_product")) else f"{decoder}-{algorithm}"
     return _summary(name, "adaptive", p, code.n, float(np.mean(rates)), errors,
@@ -233,7 +237,8 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
                     warm_start=bool(warm_start) and decoder == "ours",
                     max_iter=int(max_iter), stall=int(stall) if decoder == "ours" else None,
                     algorithm=algorithm if decoder == "ours" else "product_sum (ldpc.BpDecoder)",
-                    crc_bits=int(code.crc_bits), ratio_ci95=_ratio_ci95(rates, p),
+                    crc_bits=int(code.crc_bits), crc_rejections=crc_rejections,
+                    ratio_ci95=_ratio_ci95(rates, p),
                     cpu_seconds=cpu)
 
 
