@@ -20,7 +20,9 @@ By default (full run) the code is the rate-adaptive *family*
 full-rate LDPCA code (``"ldpca_d15"``, steps 0.01) for h(p) <= 0.42, and above it
 ``"sw_mid_d15"`` (200 levels, steps 0.005); the low and high members keep their degree-2
 cycles long in the merged graphs of rate >= 0.15 and 0.45.  The member is picked from the
-a-priori p that encoder and decoder share (field ``family_member``).  ``--code single``
+a-priori p that encoder and decoder share (field ``family_member``). The feedback asks for
+each level in parts (``substeps`` 4, 4, 2: increments of 5, 25 and 25 bits), so a block
+stops close to the rate it needs.  ``--code single``
 uses one LDPCA code (``--lam``, ``--levels``) for every p (the ``--quick`` default, whose
 n = 2000 is too short for the family).
 Every block's ladder starts at the level of the Slepian–Wolf bound (the rate the code
@@ -200,6 +202,7 @@ def main(argv=None) -> int:
     build = time.perf_counter() - t0
     print(json.dumps({"kind": "code", "code": kind, "n": n,
                       "members": [{"h_max": h, "rows": c.rows, "levels": c.levels, "lam": c.lam,
+                                   "period": c.period, "substeps": c.substeps,
                                    "rate_step": c.rate_step, "edges": int(c.H0.nnz)}
                                   for h, c in (code.members if kind == "family" else [(1.0, code)])],
                       "crc_bits": members[0].crc_bits,

@@ -281,6 +281,83 @@ def test_rate_adaptive_easy_case(small_ldpca):
     assert res0.success and res0.level == 1 and np.array_equal(res0.x_hat, x)
 
 
+def test_substeps_split_each_level_into_nested_increments(small_ldpca):
+    S = 4
+    fine = LDPCACode(small_ldpca.n, 50, H0=small_ldpca.H0, seed=1, substeps=S)
+    assert fine.levels == 50 * S and fine.period == 50 and fine.substeps == S
+    assert fine.rate_step == pytest.approx(small_ldpca.rate_step / S)
+    rng = np.random.default_rng(31)
+    x = rng.integers(0, 2, fine.n).astype(np.uint8)
+    feed = fine.encode(x)
+    prev = np.array([], dtype=np.int64)
+    for level in range(1, fine.levels + 1):
+        pos = fine.positions(level)
+        assert pos.size == fine.bits_at(level) and np.all(np.diff(pos) > 0)
+        assert set(prev) < set(pos)  # every rung adds bits, none is taken back
+        if level % S == 0:  # whole levels are those of the code without substeps
+            assert np.array_equal(pos, small_ldpca.positions(level // S))
+        prev = pos
+    assert fine.bits_at(fine.levels) == fine.rows
+    for level in (1, 5, 6, 7, 99, 150, 199):
+        s = fine.merged_syndrome(feed.request(level))
+        assert np.array_equal(s, syndrome(fine.merged_matrix(level), x))
+        g, emap = fine.graph(level), fine.edge_map(level)
+        ref = tanner_graph(fine.merged_matrix(level))
+        assert np.array_equal(g.chk_ptr, ref.chk_ptr) and np.array_equal(g.edge_var, ref.edge_var)
+        assert np.array_equal(sp.csr_matrix(fine.H0).indices[emap], g.edge_var)
+    # start: the first rung whose rate reaches the prior's conditional entropy
+    p = 0.07
+    k = fine.start_level_for(dsbs_llr(np.zeros(fine.n, dtype=np.uint8), p))
+    assert fine.bits_at(k) / fine.n >= binary_entropy(p) > fine.bits_at(k - 1) / fine.n
+
+
+def test_substeps_stop_closer_to_the_rate_each_block_needs(small_ldpca):
+    fine = LDPCACode(small_ldpca.n, 50, H0=small_ldpca.H0, seed=1, substeps=4)
+    coarse = simulate_adaptive(small_ldpca, 0.06, 12, seed=32)
+    finer = simulate_adaptive(fine, 0.06, 12, seed=32)
+    assert finer["substeps"] == 4 and coarse["substeps"] == 1
+    assert finer["ber"] == coarse["ber"] == 0.0
+    assert finer["rate"] < coarse["rate"]  # same blocks: no whole-level overshoot
+    assert finer["attempts"] > coarse["attempts"]  # paid for with more BP attempts
+
+
+def test_ladder_restarts_bp_after_a_word_the_crc_rejects(small_ldpca):
+    """A CRC that cannot match (the encoder's CRC is corrupted) makes every converged word a
+    rejected one: the decoder's state is reset each time, and the ladder ends at the top."""
+    code = small_ldpca
+    rng = np.random.default_rng(33)
+    x, y = sample_dsbs(0.05, code.n, rng)
+    llr = dsbs_llr(y, 0.05)
+    feed = code.encode(x)
+    feed.crc ^= 1
+    bp = code.level_decoder(llr)
+    resets = []
+
+    def level_decoder(level, s):
+        return bp(level, s)
+
+    level_decoder.reset = lambda: (resets.append(1), bp.reset())
+    res = code.decode(feed, llr, level_decoder=level_decoder)
+    assert not res.success and res.level == code.levels
+    converged = [h for h in res.history if h[1]]
+    assert converged and len(resets) == len(converged) - (1 if res.history[-1][1] else 0)
+    assert np.array_equal(res.x_hat, x)  # the right word, rejected only by the corrupted CRC
+
+
+def test_level_decoder_reset_is_a_cold_start(small_ldpca):
+    code = small_ldpca
+    rng = np.random.default_rng(34)
+    x, y = sample_dsbs(0.08, code.n, rng)
+    llr, feed = dsbs_llr(y, 0.08), code.encode(x)
+    s20, s30 = (code.merged_syndrome(feed.request(k)) for k in (20, 30))
+    bp = code.level_decoder(llr)
+    bp(20, s20)  # leaves messages behind
+    bp.reset()
+    again = bp(30, s30)
+    fresh = code.level_decoder(llr)(30, s30)
+    assert np.array_equal(again[0], fresh[0]) and again[1:] == fresh[1:]
+
+
 def test_rate_adaptive_rate_grows_with_noise(small_ldpca):
     rates = [simulate_adaptive(small_ldpca, p, 4, seed=8, start_margin=2)["rate"]
              for p in (0.02, 0.06, 0.12)]
@@ -422,6 +499,12 @@ def test_operating_point_is_one_fixed_rate_decode_per_block(small_ldpca):
     assert r["failures"] == 0 and r["ber"] == 0.0
     with pytest.raises(ValueError, match="level must be an int"):
         simulate_operating_point(small_ldpca, 0.03, 1, level=0)
+
+
+@pytest.mark.parametrize("bad", [0, 21, True, 2.5])
+def test_substeps_input_errors(bad):
+    with pytest.raises(ValueError, match=r"substeps must be an int in \[1, rows/levels = 20\]"):
+        LDPCACode(1000, levels=50, lam="regular3", substeps=bad)
 
 
 def test_ldpca_rows_input_errors():

@@ -28,6 +28,10 @@ level, as the LDPCA "txSeq").  Rate at level ``k``: ``k / levels`` bits per sour
 (``k rows / (levels n)`` for a base matrix of ``rows < n`` rows: a low-rate member with
 finer steps, our generalisation).
 
+Finer feedback (our addition): ``substeps = S`` splits every level into ``S`` nested
+increments, period by period (:class:`LDPCACode`), so a block stops within a fraction of a
+level of the rate it needs.
+
 :class:`LDPCAFamily` groups codes of the same length designed for different rate
 ranges; the member is chosen from the a-priori crossover that both sides know.
 
@@ -177,7 +181,8 @@ class LDPCACode:
         Block length (source bits per block).
     levels : int
         Number of nested rates ``k rows / (levels n)``, ``k = 1 … levels``; ``rows``
-        must be a multiple of ``levels``.
+        must be a multiple of ``levels``. It is also the period of the transmission
+        order (:attr:`period`).
     rows : int, optional
         Rows ``m0`` of the base matrix ``H0`` (default ``n``: rates up to 1, the LDPCA
         of Varodayan et al.).  ``rows < n`` gives a family restricted to rates up to
@@ -206,6 +211,23 @@ class LDPCACode:
         degree-2 variables in a merged graph is a low-weight codeword; BP converges to
         it, only the CRC notices, and the ladder climbs far). Every other edge is placed
         by plain PEG. ``None``: every variable.
+    substeps : int
+        Feedback increments per level (default 1). With ``substeps = S`` the decoder
+        asks for the bits of a level in ``S`` parts: at increment ``j`` of level ``k``
+        the first ``floor(j P / S)`` of the ``P = rows / levels`` periods already hold
+        their ``(k+1)``-th position (the merged checks there are split, the others not
+        yet). The ladder then has ``levels * S`` rungs (:attr:`levels`) of about
+        ``P / S`` bits, all of them nested, so a block stops closer to the rate it
+        needs, at the cost of more BP attempts. The base matrix does not depend on it.
+        ``peg_level`` counts whole levels.
+
+    Attributes
+    ----------
+    levels : int
+        Rungs of the feedback ladder, ``levels * substeps`` (what every ``level``
+        argument counts).
+    period : int
+        The ``levels`` given: rows per period of the transmission order.
 
     Examples
     --------
@@ -218,7 +240,7 @@ class LDPCACode:
     """
 
     def __init__(self, n: int, levels: int = 100, lam="ldpca_d15", seed=0, crc_bits: int = 16,
-                 H0=None, rows=None, peg_level=None, peg_level_max_degree=None):
+                 H0=None, rows=None, peg_level=None, peg_level_max_degree=None, substeps: int = 1):
         if isinstance(n, bool) or int(n) != n or n <= 0:
             raise ValueError(f"n must be a positive int, got {n!r}")
         if isinstance(levels, bool) or int(levels) != levels or levels <= 0:
@@ -232,7 +254,13 @@ class LDPCACode:
             raise ValueError(f"rows={rows} (default n={n}) must be a multiple of levels={levels}")
         if not 0 <= int(crc_bits) <= 32:
             raise ValueError(f"crc_bits must be in [0, 32], got {crc_bits}")
-        self.n, self.rows, self.levels, self.crc_bits = n, rows, levels, int(crc_bits)
+        if (isinstance(substeps, bool) or int(substeps) != substeps
+                or not 1 <= substeps <= rows // levels):
+            raise ValueError(f"substeps must be an int in [1, rows/levels = {rows // levels}] "
+                             f"(at least one period per increment), got {substeps!r}")
+        self.n, self.rows, self.crc_bits = n, rows, int(crc_bits)
+        self.period, self.substeps = levels, int(substeps)
+        self.levels = levels * self.substeps
         if peg_level is not None and (isinstance(peg_level, bool) or int(peg_level) != peg_level
                                       or not 1 <= peg_level <= levels):
             raise ValueError(f"peg_level must be an int in [1, levels={levels}] or None, "
@@ -258,7 +286,8 @@ class LDPCACode:
             # be decoded from its prior and would force a request up to the top level).
             groups = None
             if peg_level is not None:  # PEG distances measured on the merged checks of this level
-                groups = np.searchsorted(self.positions(int(peg_level)), np.arange(rows), side="left")
+                pos = self.positions(int(peg_level) * self.substeps)
+                groups = np.searchsorted(pos, np.arange(rows), side="left")
             H0 = peg_matrix(variable_degree_sequence(n, lam), rows, seed=seed,
                             row_blocks=np.arange(rows) // levels, check_groups=groups,
                             grouped_max_degree=peg_level_max_degree)
@@ -274,20 +303,31 @@ class LDPCACode:
             raise ValueError(f"level must be an int in [1, {self.levels}], got {level!r}")
         return int(level)
 
+    def _split(self, level: int):
+        """Whole levels ``k`` every period has reached at ``level``, and how many periods
+        (the first ones) already hold position ``k + 1``."""
+        k, j = divmod(self._check_level(level), self.substeps)
+        return k, (j * (self.rows // self.period)) // self.substeps
+
     def positions(self, level: int) -> np.ndarray:
         """Sorted accumulated-syndrome positions known at ``level`` (nested in level)."""
-        level = self._check_level(level)
-        within = np.sort(self.tx_order[:level])
-        starts = np.arange(0, self.rows, self.levels)
-        return (starts[:, None] + within[None, :]).ravel()
+        k, ahead = self._split(level)
+        starts = np.arange(0, self.rows, self.period)
+        pos = (starts[:, None] + np.sort(self.tx_order[:k])[None, :]).ravel()
+        if ahead:
+            pos = np.sort(np.concatenate([pos, starts[:ahead] + self.tx_order[k]]))
+        return pos
 
     def bits_at(self, level: int) -> int:
-        """Number of accumulated syndrome bits known at ``level`` (``level * rows / levels``)."""
-        return self._check_level(level) * (self.rows // self.levels)
+        """Number of accumulated syndrome bits known at ``level`` (``level * rows / levels``
+        when ``substeps`` divides the number of periods)."""
+        k, ahead = self._split(level)
+        return k * (self.rows // self.period) + ahead
 
     @property
     def rate_step(self) -> float:
-        """Syndrome bits per source bit added by one level, ``rows / (levels n)``."""
+        """Syndrome bits per source bit added by one rung of the ladder, ``rows / (levels n)``
+        (a mean when ``substeps`` does not divide the number of periods)."""
         return self.rows / (self.levels * self.n)
 
     def rate(self, level: int) -> float:
@@ -348,11 +388,16 @@ class LDPCACode:
         return dict(sorted(out.items()))
 
     def merged_matrix(self, level: int) -> sp.csr_matrix:
-        """Parity-check matrix of level ``level``: sums (mod 2) of consecutive rows of H0."""
+        """Parity-check matrix of level ``level``: sums (mod 2) of consecutive rows of H0.
+
+        Rows after the last known position (only below the first whole level, with
+        ``substeps > 1``) are in no check: their accumulated bits are not known yet.
+        """
         pos = self.positions(level)
         group = np.searchsorted(pos, np.arange(self.rows), side="left")
+        known = group < pos.size
         G = sp.csr_matrix(
-            (np.ones(self.rows, dtype=np.int64), (group, np.arange(self.rows))),
+            (np.ones(int(known.sum()), dtype=np.int64), (group[known], np.arange(self.rows)[known])),
             shape=(pos.size, self.rows),
         )
         M = (G @ self.H0.astype(np.int64)).tocsr()
@@ -383,10 +428,11 @@ class LDPCACode:
             cols = H0.indices.astype(np.int64)
             pos = self.positions(level)
             group = np.searchsorted(pos, rows, side="left")
+            known = group < pos.size  # rows after the last known position are in no check
             key = group * self.n + cols
-            order = np.argsort(key, kind="stable")
-            if np.unique(key).size == key.size:  # no cancellation: H0 edges = merged edges
-                chk_ptr = np.concatenate([[0], np.cumsum(np.bincount(group, minlength=pos.size))])
+            order = np.argsort(key, kind="stable")[: int(np.count_nonzero(known))]
+            if np.unique(key[known]).size == key[known].size:  # no cancellation: H0 edges = merged edges
+                chk_ptr = np.concatenate([[0], np.cumsum(np.bincount(group[known], minlength=pos.size))])
                 g = TannerGraph(n=self.n, m=int(pos.size), chk_ptr=chk_ptr.astype(np.int64),
                                 edge_var=cols[order])
                 self._graphs[level] = (g, order)
@@ -404,7 +450,10 @@ class LDPCACode:
         level are kept per edge of ``H0`` (:meth:`edge_map`) and the next level resumes
         from them: an edge whose merged check did not change keeps its message, an
         edge whose check was split starts from the message of the larger check.  The
-        decoder state is the decoder's own (no knowledge of ``x``).
+        decoder state is the decoder's own (no knowledge of ``x``). ``f.reset()`` clears
+        it (:meth:`decode` calls it when BP has converged to a word the CRC rejects:
+        messages that agree on a wrong codeword would hold BP there for several more
+        increments).
         """
         llr = np.asarray(llr_prior, dtype=np.float64)
         state = np.zeros(self.H0.nnz, dtype=np.float64)
@@ -417,6 +466,7 @@ class LDPCACode:
                 state[emap] = c2v
             return r.x_hat, r.success, r.iterations
 
+        f.reset = lambda: state.fill(0.0)
         return f
 
     # ------------------------------------------------------------------ coding
@@ -450,13 +500,16 @@ class LDPCACode:
 
         The decoder computes :math:`\\hat H = \\frac1n \\sum_i h(1/(1+e^{|L_i|}))`, the
         conditional entropy of ``x`` under its own prior (for the DSBS, :math:`h(p)`),
-        and starts at the first level with ``k rows / (levels n) >= Ĥ`` — no code can succeed
+        and starts at the first level with ``bits_at(level) / n >= Ĥ`` — no code can succeed
         reliably below the Slepian–Wolf bound, so this only skips hopeless attempts.
         """
         llr = np.abs(np.asarray(llr_prior, dtype=float))
         q = 1.0 / (1.0 + np.exp(np.minimum(llr, 700.0)))
         h = float(np.mean(binary_entropy(q)))
-        return int(min(self.levels, max(1, np.ceil(h / self.rate_step - 1e-9))))
+        if self.substeps == 1:
+            return int(min(self.levels, max(1, np.ceil(h / self.rate_step - 1e-9))))
+        bits = np.array([self.bits_at(level) for level in range(1, self.levels + 1)])
+        return int(min(self.levels, 1 + np.searchsorted(bits / self.n, h - 1e-9 * self.rate_step)))
 
     def decode(self, feed: SyndromeFeed, llr_prior, *, start_level=None, max_iter: int = 200,
                stall: int = 15, algorithm: str = "sum_product_table",
@@ -476,7 +529,8 @@ class LDPCACode:
         level_decoder : callable, optional
             ``level_decoder(level, merged_syndrome) -> (x_hat, success, iterations)``
             replaces the built-in BP (used to drive another decoder, e.g. the ``ldpc``
-            package, through the same ladder).
+            package, through the same ladder). If it has a ``reset()`` method, it is
+            called after BP satisfied the syndrome but the CRC did not match.
         warm_start : bool
             Resume each level from the previous level's messages (see
             :meth:`level_decoder`); ignored when ``level_decoder`` is given.
@@ -503,6 +557,8 @@ class LDPCACode:
             history.append((level, bool(bp_ok), ok, int(its)))
             if ok or level == self.levels:
                 break
+            if bp_ok and getattr(level_decoder, "reset", None) is not None:
+                level_decoder.reset()  # a wrong codeword: restart BP from the prior
             level += 1
         return AdaptiveResult(
             x_hat=np.asarray(x_hat, dtype=np.uint8), success=ok, level=level,

@@ -47,11 +47,12 @@ def _cache_dir() -> Path:
 
 def cached_ldpca_code(n: int, levels: int = 100, lam="ldpca_d15", seed: int = 0,
                       crc_bits: int = 16, cache: bool = True, rows=None, peg_level=None,
-                      peg_level_max_degree=None) -> LDPCACode:
+                      peg_level_max_degree=None, substeps: int = 1) -> LDPCACode:
     """:class:`LDPCACode` whose PEG base matrix is cached on disk (``$MDIC_LAB_CACHE``).
 
     PEG for ``n = 10^4`` takes 10–35 s; the cache makes re-runs start at once.  The
-    cached matrix is exactly what the same arguments would build.
+    cached matrix is exactly what the same arguments would build (``substeps`` and
+    ``crc_bits`` do not change it).
     """
     name = lam if isinstance(lam, str) else "custom"
     if rows is None or int(rows) == int(n):
@@ -63,9 +64,10 @@ def cached_ldpca_code(n: int, levels: int = 100, lam="ldpca_d15", seed: int = 0,
         path = path.with_name(path.stem + f"_peg{int(peg_level)}d{peg_level_max_degree or 'all'}.npz")
     if cache and isinstance(lam, str) and path.exists():
         return LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits, H0=sp.load_npz(path),
-                         rows=rows, peg_level=peg_level, peg_level_max_degree=peg_level_max_degree)
+                         rows=rows, peg_level=peg_level, peg_level_max_degree=peg_level_max_degree,
+                         substeps=substeps)
     code = LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits, rows=rows, peg_level=peg_level,
-                     peg_level_max_degree=peg_level_max_degree)
+                     peg_level_max_degree=peg_level_max_degree, substeps=substeps)
     if cache and isinstance(lam, str):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
@@ -75,18 +77,22 @@ def cached_ldpca_code(n: int, levels: int = 100, lam="ldpca_d15", seed: int = 0,
 
 
 #: The default rate-adaptive family at block length ``n`` (fractions of ``n``):
-#: ``(h_max, rows / n, levels, lam, peg_rate, peg_max_degree)``.  The low member serves
-#: :math:`h(p) \le 0.25` (p <= 0.041) with a base graph of ``0.3 n`` rows designed by
-#: density evolution for syndrome rates near 0.16 (``"sw_low_l2_d20"``) and rate steps of
+#: ``(h_max, rows / n, levels, lam, peg_rate, peg_max_degree, substeps)``.  The low member
+#: serves :math:`h(p) \le 0.25` (p <= 0.041) with a base graph of ``0.3 n`` rows designed by
+#: density evolution for syndrome rates near 0.16 (``"sw_low_l2_d20"``) and levels of
 #: ``0.3 / 150 = 0.002``; the middle one (h <= 0.42, p <= 0.084) is the full-rate LDPCA
-#: code (``"ldpca_d15"``, steps of 0.01); the high one is ``"sw_mid_d15"`` with 200 levels
-#: (steps of 0.005). The low and high members are built with their degree-2 cycles kept
-#: long in the merged graphs of rate >= ``peg_rate`` (``LDPCACode(peg_level=peg_rate *
-#: levels * n / rows, peg_level_max_degree=2)``): both have many degree-2 variables.
+#: code (``"ldpca_d15"``, levels of 0.01); the high one is ``"sw_mid_d15"`` with 200 levels
+#: (0.005). The low and high members are built with their degree-2 cycles kept long in the
+#: merged graphs of rate >= ``peg_rate`` (``LDPCACode(peg_level=peg_rate * levels * n /
+#: rows, peg_level_max_degree=2)``): both have many degree-2 variables.  The feedback asks
+#: for each level in ``substeps`` parts (:class:`LDPCACode` ``substeps``): increments of
+#: 5, 25 and 25 bits at n = 10^4.  Measured on the same 100 blocks against whole levels
+#: (ratio to H(X|Y)): 1.1705 -> 1.1619 at p = 0.02, 1.1236 -> 1.1084 at p = 0.05,
+#: 1.1174 -> 1.1063 at p = 0.08, 1.0966 -> 1.0927 at p = 0.1, for 2-4x the BP attempts.
 DEFAULT_FAMILY = (
-    (0.25, 0.3, 150, "sw_low_l2_d20", 0.15, 2),
-    (0.42, 1.0, 100, "ldpca_d15", None, None),
-    (1.0, 1.0, 200, "sw_mid_d15", 0.45, 2),
+    (0.25, 0.3, 150, "sw_low_l2_d20", 0.15, 2, 4),
+    (0.42, 1.0, 100, "ldpca_d15", None, None, 4),
+    (1.0, 1.0, 200, "sw_mid_d15", 0.45, 2, 2),
 )
 
 
@@ -99,7 +105,7 @@ def cached_ldpca_family(n: int = 10_000, seed: int = 0, crc_bits: int = 16,
     building the three base graphs the first time takes about a minute and a half).
     """
     members = []
-    for h_max, frac, levels, lam, peg_rate, peg_max_degree in spec:
+    for h_max, frac, levels, lam, peg_rate, peg_max_degree, substeps in spec:
         rows = int(round(float(frac) * n))
         # the level whose merged checks have rate peg_rate: level * rows / (levels * n)
         peg_level = None if peg_rate is None else max(1, int(round(peg_rate * levels * n / rows)))
@@ -107,7 +113,8 @@ def cached_ldpca_family(n: int = 10_000, seed: int = 0, crc_bits: int = 16,
                                                  crc_bits=crc_bits, cache=cache,
                                                  rows=None if rows == n else rows,
                                                  peg_level=peg_level,
-                                                 peg_level_max_degree=peg_max_degree)))
+                                                 peg_level_max_degree=peg_max_degree,
+                                                 substeps=int(substeps))))
     return LDPCAFamily(members)
 
 
@@ -202,6 +209,7 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
                 timer[0] += time.perf_counter() - t0
                 timer[1] += time.process_time() - c0
                 return out
+            level_decoder.reset = bp.reset
         else:
             def level_decoder(level, s):
                 if level not in pypi:
@@ -235,6 +243,7 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
                     max_level=int(np.max(final_levels)),
                     start_margin=start_margin, start_margin_rate=start_margin_rate,
                     warm_start=bool(warm_start) and decoder == "ours",
+                    substeps=code.substeps, period=code.period,
                     max_iter=int(max_iter), stall=int(stall) if decoder == "ours" else None,
                     algorithm=algorithm if decoder == "ours" else "product_sum (ldpc.BpDecoder)",
                     crc_bits=int(code.crc_bits), crc_rejections=crc_rejections,
