@@ -281,6 +281,17 @@ def test_rate_adaptive_easy_case(small_ldpca):
     assert res0.success and res0.level == 1 and np.array_equal(res0.x_hat, x)
 
 
+def _assert_level_matches_merged_matrix(code, feed, x, level):
+    """The received syndrome, the decoder's graph and its map to H0 edges agree with the
+    merged matrix of ``level``."""
+    s = code.merged_syndrome(feed.request(level))
+    assert np.array_equal(s, syndrome(code.merged_matrix(level), x))
+    g, emap = code.graph(level), code.edge_map(level)
+    ref = tanner_graph(code.merged_matrix(level))
+    assert np.array_equal(g.chk_ptr, ref.chk_ptr) and np.array_equal(g.edge_var, ref.edge_var)
+    assert np.array_equal(sp.csr_matrix(code.H0).indices[emap], g.edge_var)
+
+
 def test_substeps_split_each_level_into_nested_increments(small_ldpca):
     S = 4
     fine = LDPCACode(small_ldpca.n, 50, H0=small_ldpca.H0, seed=1, substeps=S)
@@ -299,12 +310,7 @@ def test_substeps_split_each_level_into_nested_increments(small_ldpca):
         prev = pos
     assert fine.bits_at(fine.levels) == fine.rows
     for level in (1, 5, 6, 7, 99, 150, 199):
-        s = fine.merged_syndrome(feed.request(level))
-        assert np.array_equal(s, syndrome(fine.merged_matrix(level), x))
-        g, emap = fine.graph(level), fine.edge_map(level)
-        ref = tanner_graph(fine.merged_matrix(level))
-        assert np.array_equal(g.chk_ptr, ref.chk_ptr) and np.array_equal(g.edge_var, ref.edge_var)
-        assert np.array_equal(sp.csr_matrix(fine.H0).indices[emap], g.edge_var)
+        _assert_level_matches_merged_matrix(fine, feed, x, level)
     # start: the first rung whose rate reaches the prior's conditional entropy
     p = 0.07
     k = fine.start_level_for(dsbs_llr(np.zeros(fine.n, dtype=np.uint8), p))
@@ -450,13 +456,8 @@ def test_ldpca_with_fewer_rows_is_nested_and_consistent(low_ldpca):
         pos = code.positions(level)
         assert pos.size == code.bits_at(level) == level * 15 and prev <= set(pos)
         prev = set(pos)
-        s = code.merged_syndrome(feed.request(level))
-        assert np.array_equal(s, syndrome(code.merged_matrix(level), x))
         assert code.merged_matrix(level).nnz == code.H0.nnz  # no edge cancels
-        g, emap = code.graph(level), code.edge_map(level)
-        ref = tanner_graph(code.merged_matrix(level))
-        assert np.array_equal(g.chk_ptr, ref.chk_ptr) and np.array_equal(g.edge_var, ref.edge_var)
-        assert np.array_equal(sp.csr_matrix(code.H0).indices[emap], g.edge_var)
+        _assert_level_matches_merged_matrix(code, feed, x, level)
     # start level: first rate k * 300 / (20 * 1200) >= h(p)
     p = 0.02
     k = code.start_level_for(dsbs_llr(np.zeros(code.n, dtype=np.uint8), p))

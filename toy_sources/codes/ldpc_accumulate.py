@@ -296,6 +296,7 @@ class LDPCACode:
             raise ValueError(f"H0 must have shape ({rows}, {n}), got {H0.shape}")
         self.H0 = H0
         self._graphs: dict[int, TannerGraph] = {}
+        self._bits_per_level = None  # bits_at of every level, for start_level_for
 
     # ------------------------------------------------------------------ structure
     def _check_level(self, level) -> int:
@@ -397,7 +398,8 @@ class LDPCACode:
         group = np.searchsorted(pos, np.arange(self.rows), side="left")
         known = group < pos.size
         G = sp.csr_matrix(
-            (np.ones(int(known.sum()), dtype=np.int64), (group[known], np.arange(self.rows)[known])),
+            (np.ones(int(known.sum()), dtype=np.int64),
+             (group[known], np.arange(self.rows)[known])),
             shape=(pos.size, self.rows),
         )
         M = (G @ self.H0.astype(np.int64)).tocsr()
@@ -431,8 +433,9 @@ class LDPCACode:
             known = group < pos.size  # rows after the last known position are in no check
             key = group * self.n + cols
             order = np.argsort(key, kind="stable")[: int(np.count_nonzero(known))]
-            if np.unique(key[known]).size == key[known].size:  # no cancellation: H0 edges = merged edges
-                chk_ptr = np.concatenate([[0], np.cumsum(np.bincount(group[known], minlength=pos.size))])
+            if np.unique(key[known]).size == key[known].size:  # no cancellation: H0 edges = merged
+                chk_ptr = np.concatenate([[0], np.cumsum(np.bincount(group[known],
+                                                                     minlength=pos.size))])
                 g = TannerGraph(n=self.n, m=int(pos.size), chk_ptr=chk_ptr.astype(np.int64),
                                 edge_var=cols[order])
                 self._graphs[level] = (g, order)
@@ -508,8 +511,10 @@ class LDPCACode:
         h = float(np.mean(binary_entropy(q)))
         if self.substeps == 1:
             return int(min(self.levels, max(1, np.ceil(h / self.rate_step - 1e-9))))
-        bits = np.array([self.bits_at(level) for level in range(1, self.levels + 1)])
-        return int(min(self.levels, 1 + np.searchsorted(bits / self.n, h - 1e-9 * self.rate_step)))
+        if self._bits_per_level is None:
+            self._bits_per_level = np.array([self.bits_at(k) for k in range(1, self.levels + 1)])
+        first = np.searchsorted(self._bits_per_level / self.n, h - 1e-9 * self.rate_step)
+        return int(min(self.levels, 1 + first))
 
     def decode(self, feed: SyndromeFeed, llr_prior, *, start_level=None, max_iter: int = 200,
                stall: int = 15, algorithm: str = "sum_product_table",
