@@ -111,8 +111,10 @@ def finite_length_row(n: int, p: float) -> dict:
     h = binary_entropy(p)
     return {"kind": "finite_length", "p": p, "n": n, "h_x_given_y": h,
             "block_error": list(FINITE_LENGTH_EPS),
-            "converse_ratio": [round(fixed_length_converse_rate(n, p, e) / h, 4) for e in FINITE_LENGTH_EPS],
-            "random_linear_ratio": [round(random_linear_rate(n, p, e) / h, 4) for e in FINITE_LENGTH_EPS],
+            "converse_ratio": [round(fixed_length_converse_rate(n, p, e) / h, 4)
+                               for e in FINITE_LENGTH_EPS],
+            "random_linear_ratio": [round(random_linear_rate(n, p, e) / h, 4)
+                                    for e in FINITE_LENGTH_EPS],
             "adaptive_converse_ratio": 1.0}
 
 

@@ -107,7 +107,8 @@ def _log_counts(n: int, p: float):
 
 
 def varentropy_bits(p: float) -> float:
-    r"""Varentropy :math:`V = \mathrm{Var}[-\log_2 P(Z)] = p(1-p)\log_2^2((1-p)/p)` of a Bernoulli(``p``) bit."""
+    r"""Varentropy :math:`V = \mathrm{Var}[-\log_2 P(Z)] = p(1-p)\log_2^2((1-p)/p)` of one
+    Bernoulli(``p``) bit."""
     p = float(p)
     if not 0.0 < p < 1.0:
         raise ValueError(f"p must be in (0, 1), got {p!r}")
@@ -139,7 +140,8 @@ def fixed_length_converse_error(n: int, p: float, rate: float) -> float:
     n, p, _ = _check(n, p)
     rate = float(rate)
     if not np.isfinite(rate) or rate < 0:
-        raise ValueError(f"rate must be a finite non-negative number of bits per source bit, got {rate!r}")
+        raise ValueError(f"rate must be a finite non-negative number of bits per source bit, "
+                         f"got {rate!r}")
     if rate >= 1.0:
         return 0.0
     w, _, log_cum, log_p1 = _log_counts(n, p)
@@ -157,10 +159,12 @@ def random_linear_error(n: int, p: float, rate: float) -> float:
     n, p, _ = _check(n, p)
     rate = float(rate)
     if not np.isfinite(rate) or rate < 0:
-        raise ValueError(f"rate must be a finite non-negative number of bits per source bit, got {rate!r}")
+        raise ValueError(f"rate must be a finite non-negative number of bits per source bit, "
+                         f"got {rate!r}")
     w, _, log_cum, _ = _log_counts(n, p)
     with np.errstate(divide="ignore"):
-        log_others = np.where(w == 0, -np.inf, log_cum + np.log1p(-np.exp(-log_cum)))  # N_{<=w} - 1
+        # log(N_{<=w} - 1): the other patterns at least as likely as one of weight w
+        log_others = np.where(w == 0, -np.inf, log_cum + np.log1p(-np.exp(-log_cum)))
     log_pair = np.minimum(0.0, log_others - rate * n * _LN2)
     return float(np.exp(logsumexp(binom.logpmf(w, n, p) + log_pair)))
 
@@ -181,5 +185,6 @@ def random_linear_rate(n: int, p: float, eps: float, tol: float = 1e-6) -> float
 def normal_approximation_rate(n: int, p: float, eps: float) -> float:
     r""":math:`h(p) + \sqrt{V/n}\,Q^{-1}(\varepsilon) - \log_2(n)/(2n)` (Strassen's expansion)."""
     n, p, eps = _check(n, p, eps)
-    return float(binary_entropy(p) + np.sqrt(varentropy_bits(p) / n) * -ndtri(eps) - np.log2(n) / (2 * n))
+    dispersion_term = np.sqrt(varentropy_bits(p) / n) * -ndtri(eps)
+    return float(binary_entropy(p) + dispersion_term - np.log2(n) / (2 * n))
 
