@@ -638,9 +638,9 @@ def test_full_length_rate_target_at_p002(family):
 @pytest.mark.slow
 @pytest.mark.xfail(
     reason="issue 3 target missed for the rate-adaptive decoder: the ladder starts at the bound and "
-    "climbs in increments of 5-25 bits, 12-43 BP attempts per block (benchmark: 0.016-0.07 Mbit per "
+    "climbs in increments of 5-25 bits, 12-43 BP attempts per block (benchmark: 0.016-0.06 Mbit per "
     "CPU-second); one fixed-rate decode per block at the highest rung the ladder needed measured "
-    "0.6-1.8 Mbit per CPU-second",
+    "0.6-1.9 Mbit per CPU-second",
     strict=True,
 )
 def test_full_length_throughput_target_adaptive(family):
