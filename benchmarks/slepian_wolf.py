@@ -22,7 +22,7 @@ full-rate LDPCA code (``"ldpca_d15"``, steps 0.01) for h(p) <= 0.42, and above i
 cycles long in the merged graphs of rate >= 0.15 and 0.45.  The member is picked from the
 a-priori p that encoder and decoder share (field ``family_member``). The feedback asks for
 each level in parts (``substeps`` 4, 4, 2: increments of 5, 25 and 25 bits), so a block
-stops close to the rate it needs.  ``--code single``
+stops close to the rate it needs (``--substeps S`` sets S for every member).  ``--code single``
 uses one LDPCA code (``--lam``, ``--levels``) for every p (the ``--quick`` default, whose
 n = 2000 is too short for the family).
 Every block's ladder starts at the level of the Slepian–Wolf bound (the rate the code
@@ -74,6 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import math  # noqa: E402
 
 from toy_sources.codes.ldpc_experiments import (  # noqa: E402
+    DEFAULT_FAMILY,
     cached_ldpca_code,
     cached_ldpca_family,
     simulate_adaptive,
@@ -165,6 +166,9 @@ def main(argv=None) -> int:
     ap.add_argument("--start-margin", type=int,
                     help="the same margin in levels of the code (overrides --start-margin-rate)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--substeps", type=int,
+                    help="feedback increments per level for every code (default: the family's "
+                         "4, 4, 2; 1 for --code single)")
     ap.add_argument("--crc-bits", type=int, default=16,
                     help="CRC of each block, sent once and counted in the rate (0-32; default 16). "
                          "It catches BP converging to a wrong word that satisfies the syndrome; "
@@ -195,12 +199,18 @@ def main(argv=None) -> int:
     _warm_up(args.algorithm)
     kind = args.code or ("single" if args.quick else "family")
     t0 = time.perf_counter()
-    if kind == "family":
-        code = cached_ldpca_family(n, seed=args.seed, crc_bits=args.crc_bits)
-        members = [c for _, c in code.members]
-    else:
-        code = cached_ldpca_code(n, levels, args.lam, seed=args.seed, crc_bits=args.crc_bits)
-        members = [code]
+    try:
+        if kind == "family":
+            spec = DEFAULT_FAMILY if args.substeps is None else tuple(
+                member[:-1] + (args.substeps,) for member in DEFAULT_FAMILY)
+            code = cached_ldpca_family(n, seed=args.seed, crc_bits=args.crc_bits, spec=spec)
+            members = [c for _, c in code.members]
+        else:
+            code = cached_ldpca_code(n, levels, args.lam, seed=args.seed, crc_bits=args.crc_bits,
+                                     substeps=1 if args.substeps is None else args.substeps)
+            members = [code]
+    except ValueError as err:  # e.g. --substeps larger than a member's periods
+        ap.error(f"cannot build the code: {err}")
     build = time.perf_counter() - t0
     print(json.dumps({"kind": "code", "code": kind, "n": n,
                       "members": [{"h_max": h, "rows": c.rows, "levels": c.levels, "lam": c.lam,

@@ -53,3 +53,19 @@ def test_crc_bits_are_counted_in_the_rate_and_checked(capsys, monkeypatch):
     with pytest.raises(SystemExit) as bad:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     assert bad.value.code == 2 and "--crc-bits must be in [0, 32]" in capsys.readouterr().err
+
+
+def test_substeps_option_reaches_the_code_and_bad_values_are_refused(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--quick", "--decoders", "ours", "--p", "0.1",
+                                      "--bits", "4e3", "--no-fixed", "--substeps", "2"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert done.value.code == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [m["substeps"] for m in rows[0]["members"]] == [2]
+    assert [r["substeps"] for r in rows if r.get("mode") == "adaptive"] == [2]
+    for bad in ("0", "1000"):
+        monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--quick", "--substeps", bad])
+        with pytest.raises(SystemExit) as refused:
+            runpy.run_path(str(SCRIPT), run_name="__main__")
+        assert refused.value.code == 2 and "substeps must be an int" in capsys.readouterr().err
