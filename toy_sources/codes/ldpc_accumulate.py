@@ -286,8 +286,7 @@ class LDPCACode:
             # be decoded from its prior and would force a request up to the top level).
             groups = None
             if peg_level is not None:  # PEG distances measured on the merged checks of this level
-                pos = self.positions(int(peg_level) * self.substeps)
-                groups = np.searchsorted(pos, np.arange(rows), side="left")
+                groups = self._row_groups(int(peg_level) * self.substeps)[1]
             H0 = peg_matrix(variable_degree_sequence(n, lam), rows, seed=seed,
                             row_blocks=np.arange(rows) // levels, check_groups=groups,
                             grouped_max_degree=peg_level_max_degree)
@@ -318,6 +317,14 @@ class LDPCACode:
         if ahead:
             pos = np.sort(np.concatenate([pos, starts[:ahead] + self.tx_order[k]]))
         return pos
+
+    def _row_groups(self, level: int):
+        """``(positions, group)``: the merged check of ``level`` every row of ``H0`` belongs
+        to, ``positions.size`` for rows after the last known position (in no check: their
+        accumulated bits are not known yet; only below the first whole level, with
+        ``substeps > 1``)."""
+        pos = self.positions(level)
+        return pos, np.searchsorted(pos, np.arange(self.rows), side="left")
 
     def bits_at(self, level: int) -> int:
         """Number of accumulated syndrome bits known at ``level`` (``level * rows / levels``
@@ -389,13 +396,9 @@ class LDPCACode:
         return dict(sorted(out.items()))
 
     def merged_matrix(self, level: int) -> sp.csr_matrix:
-        """Parity-check matrix of level ``level``: sums (mod 2) of consecutive rows of H0.
-
-        Rows after the last known position (only below the first whole level, with
-        ``substeps > 1``) are in no check: their accumulated bits are not known yet.
-        """
-        pos = self.positions(level)
-        group = np.searchsorted(pos, np.arange(self.rows), side="left")
+        """Parity-check matrix of level ``level``: sums (mod 2) of consecutive rows of H0
+        (rows in no check yet are left out, :meth:`_row_groups`)."""
+        pos, group = self._row_groups(level)
         known = group < pos.size
         G = sp.csr_matrix(
             (np.ones(int(known.sum()), dtype=np.int64),
@@ -428,8 +431,8 @@ class LDPCACode:
             H0 = self.H0
             rows = np.repeat(np.arange(self.rows, dtype=np.int64), np.diff(H0.indptr))
             cols = H0.indices.astype(np.int64)
-            pos = self.positions(level)
-            group = np.searchsorted(pos, rows, side="left")
+            pos, row_group = self._row_groups(level)
+            group = row_group[rows]
             known = group < pos.size  # rows after the last known position are in no check
             key = group * self.n + cols
             order = np.argsort(key, kind="stable")[: int(np.count_nonzero(known))]
@@ -509,8 +512,6 @@ class LDPCACode:
         llr = np.abs(np.asarray(llr_prior, dtype=float))
         q = 1.0 / (1.0 + np.exp(np.minimum(llr, 700.0)))
         h = float(np.mean(binary_entropy(q)))
-        if self.substeps == 1:
-            return int(min(self.levels, max(1, np.ceil(h / self.rate_step - 1e-9))))
         if self._bits_per_level is None:
             self._bits_per_level = np.array([self.bits_at(k) for k in range(1, self.levels + 1)])
         first = np.searchsorted(self._bits_per_level / self.n, h - 1e-9 * self.rate_step)
