@@ -10,12 +10,17 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "slepian_wolf.py"
 
 
-def test_quick_benchmark_rows_have_error_bars_and_finite_length_bounds(capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--quick", "--decoders", "ours", "--p", "0.1",
-                                      "--bits", "1e4", "--fixed-at", "mean"])
+def _run(monkeypatch, *args) -> int:
+    """Run the benchmark as a script with these arguments; its exit code."""
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(SCRIPT), run_name="__main__")
-    assert done.value.code == 0
+    return done.value.code
+
+
+def test_quick_benchmark_rows_have_error_bars_and_finite_length_bounds(capsys, monkeypatch):
+    assert _run(monkeypatch, "--quick", "--decoders", "ours", "--p", "0.1", "--bits", "1e4",
+                "--fixed-at", "mean") == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     finite = [r for r in rows if r.get("kind") == "finite_length"]
     adaptive = [r for r in rows if r.get("mode") == "adaptive"]
@@ -35,10 +40,8 @@ def test_quick_benchmark_rows_have_error_bars_and_finite_length_bounds(capsys, m
 def test_crc_bits_are_counted_in_the_rate_and_checked(capsys, monkeypatch):
     rates, rejected = {}, {}
     for bits in (0, 32):
-        monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--quick", "--decoders", "ours", "--p", "0.1",
-                                          "--bits", "4e3", "--no-fixed", "--crc-bits", str(bits)])
-        with pytest.raises(SystemExit):
-            runpy.run_path(str(SCRIPT), run_name="__main__")
+        _run(monkeypatch, "--quick", "--decoders", "ours", "--p", "0.1", "--bits", "4e3", "--no-fixed",
+             "--crc-bits", str(bits))
         row = [json.loads(line) for line in capsys.readouterr().out.splitlines()
                if json.loads(line).get("mode") == "adaptive"][0]
         assert row["crc_bits"] == bits
@@ -49,23 +52,16 @@ def test_crc_bits_are_counted_in_the_rate_and_checked(capsys, monkeypatch):
     assert rates[32] - rates[0] >= 32 - 1e-9
     if rejected[32] == 0:
         assert rates[32] - rates[0] == pytest.approx(32)
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--quick", "--crc-bits", "40"])
-    with pytest.raises(SystemExit) as bad:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
-    assert bad.value.code == 2 and "--crc-bits must be in [0, 32]" in capsys.readouterr().err
+    assert _run(monkeypatch, "--quick", "--crc-bits", "40") == 2
+    assert "--crc-bits must be in [0, 32]" in capsys.readouterr().err
 
 
 def test_substeps_option_reaches_the_code_and_bad_values_are_refused(capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--quick", "--decoders", "ours", "--p", "0.1",
-                                      "--bits", "4e3", "--no-fixed", "--substeps", "2"])
-    with pytest.raises(SystemExit) as done:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
-    assert done.value.code == 0
+    assert _run(monkeypatch, "--quick", "--decoders", "ours", "--p", "0.1", "--bits", "4e3",
+                "--no-fixed", "--substeps", "2") == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [m["substeps"] for m in rows[0]["members"]] == [2]
     assert [r["substeps"] for r in rows if r.get("mode") == "adaptive"] == [2]
     for bad in ("0", "1000"):
-        monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--quick", "--substeps", bad])
-        with pytest.raises(SystemExit) as refused:
-            runpy.run_path(str(SCRIPT), run_name="__main__")
-        assert refused.value.code == 2 and "substeps must be an int" in capsys.readouterr().err
+        assert _run(monkeypatch, "--quick", "--substeps", bad) == 2
+        assert "substeps must be an int" in capsys.readouterr().err
