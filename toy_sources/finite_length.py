@@ -97,6 +97,14 @@ def _check(n, p, eps=None):
     return int(n), p, eps
 
 
+def _check_rate(rate) -> float:
+    rate = float(rate)
+    if not np.isfinite(rate) or rate < 0:
+        raise ValueError(f"rate must be a finite non-negative number of bits per source bit, "
+                         f"got {rate!r}")
+    return rate
+
+
 def _log_counts(n: int, p: float):
     """Natural logs of ``C(n, w)``, ``N_{<=w}`` and ``P_1(w)`` for ``w = 0..n``."""
     w = np.arange(n + 1)
@@ -138,10 +146,7 @@ def fixed_length_converse_error(n: int, p: float, rate: float) -> float:
     r"""Smallest block error probability any fixed-length SW code with ``2^{n·rate}`` bins
     can have: :math:`1 -` (probability of the ``M`` most likely patterns)."""
     n, p, _ = _check(n, p)
-    rate = float(rate)
-    if not np.isfinite(rate) or rate < 0:
-        raise ValueError(f"rate must be a finite non-negative number of bits per source bit, "
-                         f"got {rate!r}")
+    rate = _check_rate(rate)
     if rate >= 1.0:
         return 0.0
     w, _, log_cum, log_p1 = _log_counts(n, p)
@@ -153,29 +158,36 @@ def fixed_length_converse_error(n: int, p: float, rate: float) -> float:
     return float(max(0.0, binom.sf(w_star - 1, n, p) - covered_at_w))
 
 
+def _rcu_terms(n: int, p: float):
+    """``log P(W = w)`` and ``log(N_{<=w} - 1)`` (the other patterns at least as likely as
+    one of weight ``w``) for ``w = 0..n``: the rate-free parts of the RCU bound."""
+    w, _, log_cum, _ = _log_counts(n, p)
+    with np.errstate(divide="ignore"):
+        log_others = np.where(w == 0, -np.inf, log_cum + np.log1p(-np.exp(-log_cum)))
+    return binom.logpmf(w, n, p), log_others
+
+
+def _rcu_error(log_pmf, log_others, n: int, rate: float) -> float:
+    log_pair = np.minimum(0.0, log_others - rate * n * _LN2)
+    return float(np.exp(logsumexp(log_pmf + log_pair)))
+
+
 def random_linear_error(n: int, p: float, rate: float) -> float:
     r"""Random coding union bound on the block error of a random linear syndrome code with
     ML decoding, ``k = n·rate`` syndrome bits: :math:`\sum_w P(W=w)\min\{1, (N_{\le w}-1)2^{-k}\}`."""
     n, p, _ = _check(n, p)
-    rate = float(rate)
-    if not np.isfinite(rate) or rate < 0:
-        raise ValueError(f"rate must be a finite non-negative number of bits per source bit, "
-                         f"got {rate!r}")
-    w, _, log_cum, _ = _log_counts(n, p)
-    with np.errstate(divide="ignore"):
-        # log(N_{<=w} - 1): the other patterns at least as likely as one of weight w
-        log_others = np.where(w == 0, -np.inf, log_cum + np.log1p(-np.exp(-log_cum)))
-    log_pair = np.minimum(0.0, log_others - rate * n * _LN2)
-    return float(np.exp(logsumexp(binom.logpmf(w, n, p) + log_pair)))
+    rate = _check_rate(rate)
+    return _rcu_error(*_rcu_terms(n, p), n, rate)
 
 
 def random_linear_rate(n: int, p: float, eps: float, tol: float = 1e-6) -> float:
     """Smallest rate at which :func:`random_linear_error` is ``<= eps`` (bisection)."""
     n, p, eps = _check(n, p, eps)
+    terms = _rcu_terms(n, p)
     lo, hi = 0.0, 1.0 + 1.0 / n
     while hi - lo > tol:
         mid = 0.5 * (lo + hi)
-        if random_linear_error(n, p, mid) <= eps:
+        if _rcu_error(*terms, n, mid) <= eps:
             hi = mid
         else:
             lo = mid
