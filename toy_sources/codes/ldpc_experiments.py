@@ -62,12 +62,11 @@ def cached_ldpca_code(n: int, levels: int = 100, lam="ldpca_d15", seed: int = 0,
         path = _cache_dir() / f"ldpca_v4_H0_n{n}_m{int(rows)}_L{levels}_{name}_seed{seed}.npz"
     if peg_level is not None:
         path = path.with_name(path.stem + f"_peg{int(peg_level)}d{peg_level_max_degree or 'all'}.npz")
+    kw = dict(seed=seed, crc_bits=crc_bits, rows=rows, peg_level=peg_level,
+              peg_level_max_degree=peg_level_max_degree, substeps=substeps)
     if cache and isinstance(lam, str) and path.exists():
-        return LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits, H0=sp.load_npz(path),
-                         rows=rows, peg_level=peg_level, peg_level_max_degree=peg_level_max_degree,
-                         substeps=substeps)
-    code = LDPCACode(n, levels, lam, seed=seed, crc_bits=crc_bits, rows=rows, peg_level=peg_level,
-                     peg_level_max_degree=peg_level_max_degree, substeps=substeps)
+        return LDPCACode(n, levels, lam, H0=sp.load_npz(path), **kw)
+    code = LDPCACode(n, levels, lam, **kw)
     if cache and isinstance(lam, str):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
