@@ -210,7 +210,13 @@ class LDPCACode:
         Apply ``peg_level`` only to variables of at most this degree (2: a cycle of
         degree-2 variables in a merged graph is a low-weight codeword; BP converges to
         it, only the CRC notices, and the ladder climbs far). Every other edge is placed
-        by plain PEG. ``None``: every variable.
+        by plain PEG. ``None``: every variable; this also breaks low-weight codewords that
+        run through degree-3 variables, and leaves far fewer 4-cycles (:meth:`four_cycles`)
+        in the merged graphs of the rates a code serves (n = 10^4: 4x fewer for the
+        family's low member at rates 0.15-0.25, 100x fewer for ``ldpca_d15`` at
+        0.32-0.7), at the price of more in the graphs of much higher levels (the low
+        member's unmerged base graph at rate 0.3: 2204 instead of 110). The family's low
+        and middle members use it.
     substeps : int
         Feedback increments per level (default 1). With ``substeps = S`` the decoder
         asks for the bits of a level in ``S`` parts: at increment ``j`` of level ``k``
@@ -394,6 +400,18 @@ class LDPCACode:
             if found is not None:
                 out[found] = out.get(found, 0) + 1
         return dict(sorted(out.items()))
+
+    def four_cycles(self, level: int) -> int:
+        """Pairs of variables that share two or more merged checks at ``level``.
+
+        Each such pair closes a cycle of length 4 in the Tanner graph decoded at that
+        level, the shortest cycle there can be; BP's messages on it stop being
+        independent after one iteration. Counted from the off-diagonal entries >= 2 of
+        :math:`M^T M`, ``M`` = :meth:`merged_matrix` ``(level)``.
+        """
+        M = self.merged_matrix(level).astype(np.int32).tocsc()
+        G = (M.T @ M).tocoo()
+        return int(np.count_nonzero((G.row < G.col) & (G.data >= 2)))
 
     def merged_matrix(self, level: int) -> sp.csr_matrix:
         """Parity-check matrix of level ``level``: sums (mod 2) of consecutive rows of H0
