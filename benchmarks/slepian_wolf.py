@@ -18,8 +18,10 @@ By default (full run) the code is the rate-adaptive *family*
 (:func:`toy_sources.codes.ldpc_experiments.cached_ldpca_family`): a low-rate LDPCA member
 (base graph of 0.3 n rows, ``"sw_low_l2_d20"``, rate steps 0.002) for h(p) <= 0.25, the
 full-rate LDPCA code (``"ldpca_d15"``, steps 0.01) for h(p) <= 0.42, and above it
-``"sw_mid_d15"`` (200 levels, steps 0.005); the low and high members keep their degree-2
-cycles long in the merged graphs of rate >= 0.15 and 0.45.  The member is picked from the
+``"sw_mid_d15"`` (200 levels, steps 0.005). Each is built by PEG on the merged checks of one
+rate (0.15, 0.32 and 0.45), for every variable of the low and middle members and for the
+degree-2 variables of the high one, so that short cycles stay out of the graphs decoded at
+that rate and above (:data:`toy_sources.codes.ldpc_experiments.DEFAULT_FAMILY`).  The member is picked from the
 a-priori p that encoder and decoder share (field ``family_member``). The feedback asks for
 each level in parts (``substeps`` 4, 4, 2: increments of 5, 25 and 25 bits), so a block
 stops close to the rate it needs (``--substeps S`` sets S for every member).  ``--code single``
