@@ -23,7 +23,7 @@ def test_notebook_05_claims_hold(notebook_runner, tmp_path, monkeypatch):
         cycle_peg_level=5,
     )
     claims = {c["claim"]: c["holds"] for c in m["claims"]}
-    assert len(claims) == 9
+    assert len(claims) == 10
     failed = [c for c, ok in claims.items() if not ok]
     assert not failed, f"claims that do not hold: {failed}"
     # Hamming by hand: all 1024 cases, rate 3/7 = H(X|Y)
@@ -40,6 +40,9 @@ def test_notebook_05_claims_hold(notebook_runner, tmp_path, monkeypatch):
     cyc = m["degree2_cycles"]
     assert cyc["levels"][0] == 5 and sum(cyc["degree-2 cycles kept long"]) == 0
     assert len(cyc["plain PEG"]) == len(cyc["levels"])
+    four = m["four_cycles"]
+    assert four["levels"] == cyc["levels"] and len(four["every variable on merged checks"]) == len(four["levels"])
+    assert four["every variable on merged checks"][0] < four["plain PEG"][0]
     # finite length: exact bounds for every (n, eps); a smaller block error costs rate at every n
     fl = m["finite_length"]
     assert fl["p"] == 0.02 and len(fl["table"]) == 7 * 3
