@@ -387,7 +387,8 @@ def test_grouped_peg_on_every_variable_removes_most_merged_four_cycles():
     every = LDPCACode(2000, 50, "ldpca_d15", seed=0, peg_level=13, peg_level_max_degree=None)
     for level in (13, 23):
         assert every.four_cycles(level) < 0.1 * min(plain.four_cycles(level), deg2.four_cycles(level))
-    # a merged graph of a higher level splits checks: its 4-cycles are a subset
+    # a higher level splits merged checks, and two checks of one variable are never merged
+    # (they lie in different blocks): its 4-cycles are a subset of a lower level's
     assert every.four_cycles(50) <= every.four_cycles(23) <= every.four_cycles(13)
     assert np.array_equal(np.sort(every.H0.sum(axis=0).A1), np.sort(plain.H0.sum(axis=0).A1))
     # by hand: two variables sharing rows 0 and 1 of a 3 x 3 matrix (one level, no merging)

@@ -213,7 +213,7 @@ class LDPCACode:
         by plain PEG. ``None``: every variable; this also breaks low-weight codewords that
         run through degree-3 variables, and leaves far fewer 4-cycles (:meth:`four_cycles`)
         in the merged graphs of the rates a code serves (n = 10^4: 4x fewer for the
-        family's low member at rates 0.15-0.25, 100x fewer for ``ldpca_d15`` at
+        family's low member at rates 0.15-0.25, 50-170x fewer for ``ldpca_d15`` at
         0.32-0.7), at the price of more in the graphs of much higher levels (the low
         member's unmerged base graph at rate 0.3: 2204 instead of 110). The family's low
         and middle members use it.
