@@ -88,7 +88,7 @@ def cached_ldpca_code(n: int, levels: int = 100, lam="ldpca_d15", seed: int = 0,
 #: variables only (a cycle of them is a low-weight codeword); the low and middle members to
 #: every variable, which also breaks low-weight codewords through degree-3 variables (one of
 #: weight 6 held BP on a wrong word for 56 increments of one block at p = 0.02) and leaves
-#: 4x (low member, rates 0.15-0.25) and 50-170x (``ldpca_d15``, rates 0.32-0.7) fewer 4-cycles
+#: 2.5-4x (low member, rates 0.15-0.25) and 50-170x (``ldpca_d15``, rates 0.32-0.7) fewer 4-cycles
 #: in the merged graphs.  Measured on 400 blocks at p = 0.02 (seeds 21-24, ratio to
 #: H(X|Y)): degree-2 only 1.1546, every variable 1.1472 (PEG seed 1: 1.1486; peg rate 0.13:
 #: 1.1519; 0.16: about the same as 0.15).  ``ldpca_d15`` (plain PEG before) on 500 blocks
