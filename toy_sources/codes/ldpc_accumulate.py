@@ -453,7 +453,8 @@ class LDPCACode:
             known = group < pos.size  # rows after the last known position are in no check
             key = group * self.n + cols
             order = np.argsort(key, kind="stable")[: int(np.count_nonzero(known))]
-            if np.unique(key[known]).size == key[known].size:  # no cancellation: H0 edges = merged
+            sorted_key = key[order]
+            if not np.any(sorted_key[1:] == sorted_key[:-1]):  # no cancellation: H0 edges = merged
                 chk_ptr = np.concatenate([[0], np.cumsum(np.bincount(group[known],
                                                                      minlength=pos.size))])
                 g = TannerGraph(n=self.n, m=int(pos.size), chk_ptr=chk_ptr.astype(np.int64),
