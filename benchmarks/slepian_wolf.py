@@ -48,7 +48,8 @@ term).  Every fixed-rate row carries ``block_error_rate`` (blocks with any bit w
 ``converse_block_error`` (the least block error any code of its rate and length can
 have) and ``converse_ratio_at_block_error`` (the least ratio any code needs for the block
 error rate it measured).  Adaptive rows carry ``ratio_ci95``, the 95 % error bar of
-``ratio`` over blocks, ``crc_bits``, the CRC counted in the rate (``--crc-bits``), and
+``ratio`` over blocks, ``crc_bits``, the CRC counted in the rate (``--crc-bits``: 8 bits for the
+family, :data:`~toy_sources.codes.ldpc_experiments.FAMILY_CRC_BITS`, 16 for a single code), and
 ``crc_rejections``, the BP attempts whose word satisfied the syndrome but not the CRC.
 
 A last line per run summarises the targets of issue 3 (``"kind": "targets"``); it keeps
@@ -77,6 +78,7 @@ import math  # noqa: E402
 
 from toy_sources.codes.ldpc_experiments import (  # noqa: E402
     DEFAULT_FAMILY,
+    FAMILY_CRC_BITS,
     cached_ldpca_code,
     cached_ldpca_family,
     simulate_adaptive,
@@ -171,10 +173,11 @@ def main(argv=None) -> int:
     ap.add_argument("--substeps", type=int,
                     help="feedback increments per level for every code (default: the family's "
                          "4, 4, 2; 1 for --code single)")
-    ap.add_argument("--crc-bits", type=int, default=16,
-                    help="CRC of each block, sent once and counted in the rate (0-32; default 16). "
-                         "It catches BP converging to a wrong word that satisfies the syndrome; "
-                         "fewer bits cost less rate and miss such a word with probability 2^-bits")
+    ap.add_argument("--crc-bits", type=int,
+                    help="CRC of each block, sent once and counted in the rate (0-32; default 8 "
+                         "for the family, 16 for --code single). It catches BP converging to a "
+                         "wrong word that satisfies the syndrome; fewer bits cost less rate and "
+                         "miss such a word with probability 2^-bits")
     ap.add_argument("--code", choices=["family", "single"],
                     help="rate-adaptive family (default for full runs) or one LDPCA code "
                          "(default with --quick)")
@@ -184,6 +187,9 @@ def main(argv=None) -> int:
                     help="fixed-rate levels: 'mean' (the ladder's mean level, rounded up) "
                          "and/or 'max' (the highest level the ladder needed)")
     args = ap.parse_args(argv)
+    kind = args.code or ("single" if args.quick else "family")
+    if args.crc_bits is None:
+        args.crc_bits = FAMILY_CRC_BITS if kind == "family" else 16
     if not 0 <= args.crc_bits <= 32:
         ap.error(f"--crc-bits must be in [0, 32], got {args.crc_bits}")
     fixed_at = [a.strip() for a in args.fixed_at.split(",") if a.strip()]
@@ -199,7 +205,6 @@ def main(argv=None) -> int:
     n_blocks = max(1, int(round(bits / n)))
 
     _warm_up(args.algorithm)
-    kind = args.code or ("single" if args.quick else "family")
     t0 = time.perf_counter()
     try:
         if kind == "family":

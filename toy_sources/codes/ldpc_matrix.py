@@ -92,8 +92,8 @@ from numba import njit
 #:     ``sw_mid_d15``) it measured 1.170 at p = 0.02 (benchmark, 10^6 bits, start at the
 #:     bound; ``sw_low_d20``: 1.193).  Built with *every* variable placed by PEG on the
 #:     merged checks of rate 0.15 (``peg_level_max_degree=None``), the family's low member
-#:     measured 1.1471 +- 0.0060 over 5 * 10^6 bits at p = 0.02 (increments of 5 bits;
-#:     degree-2 only: 1.1556 +- 0.0061; :data:`toy_sources.codes.ldpc_experiments.DEFAULT_FAMILY`).
+#:     measured 1.1471 +- 0.0060 over 5 * 10^6 bits at p = 0.02 (increments of 5 bits, 16-bit
+#:     CRC; 1.1414 with the family's 8-bit CRC; degree-2 only: 1.1556 +- 0.0061; :data:`toy_sources.codes.ldpc_experiments.DEFAULT_FAMILY`).
 #: ``"sw_mid_d15"``
 #:     :math:`\lambda(x) = 0.20x + 0.20x^2 + 0.10x^5 + 0.50x^{14}`.  Our own, for
 #:     Slepian–Wolf rates near 0.5–0.7 (p in [0.085, 0.15]): ``ldpca_d15`` with more
