@@ -8,7 +8,7 @@ import torch
 from mdic_lab.data.synthetic import GENERATOR_ID, SyntheticStereo
 from mdic_lab.metrics import MetricUnavailable, compute_metrics
 from mdic_lab.metrics.segnet import (
-    NUM_CLASSES, SegNet, SegNetConfig, clean_miou, load_or_train_segnet, load_segnet,
+    NUM_CLASSES, SegNetConfig, clean_miou, load_or_train_segnet, load_segnet,
     reconstruction_miou, segment, segnet_cache_path,
 )
 
