@@ -31,6 +31,15 @@ def test_quick_benchmark_rows_have_error_bars_and_finite_length_bounds(capsys, m
     assert 1.0 < f["converse_ratio"][0] < f["converse_ratio"][1] < f["converse_ratio"][2]
     assert all(c <= r for c, r in zip(f["converse_ratio"], f["random_linear_ratio"]))
     assert a["crc_bits"] == 16 and 0 < a["ratio_ci95"] < 0.5 and a["crc_rejections"] >= 0
+    # every block's BP iterations include those of its last (decoding) attempt
+    assert a["iterations"] >= a["final_iterations"] > 0 and a["us_per_iteration"] > 0
+    assert a["cpu_seconds"] == pytest.approx(
+        a["us_per_iteration"] * 1e-6 * a["iterations"] * a["bits"] / a["n"])
+    # the oracle decodes once per block at the level the ladder stopped at, from scratch
+    assert 0.0 <= a["oracle_success_rate"] <= 1.0 and a["oracle_iterations"] > 0
+    assert a["oracle_mbit_per_cpu_s"] > 0
+    targets = [r for r in rows if r.get("kind") == "targets"][0]
+    assert targets["max_oracle_mbit_per_cpu_s"] == a["oracle_mbit_per_cpu_s"]
     assert 0.0 <= x["block_error_rate"] <= 1.0 and x["block_errors"] >= x["failures"]
     assert 0.0 <= x["converse_block_error"] <= 1.0
     if 0 < x["block_error_rate"] < 1:  # no code beats the converse at the error rate it had

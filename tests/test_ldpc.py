@@ -434,6 +434,22 @@ def test_start_margin_in_rate_is_converted_to_levels_of_the_code(small_ldpca):
         simulate_adaptive(small_ldpca, 0.06, 1, start_margin_rate=-0.1)
 
 
+def test_oracle_level_decodes_once_per_block_beside_the_ladder(small_ldpca):
+    """The oracle decode (one cold BP at the level the ladder stopped at) is measured apart:
+    the ladder's figures are those of a run without it."""
+    plain = simulate_adaptive(small_ldpca, 0.06, 6, seed=8)
+    r = simulate_adaptive(small_ldpca, 0.06, 6, seed=8, oracle_level=True)
+    for key in ("rate", "attempts", "iterations", "final_iterations", "ber", "crc_rejections"):
+        assert r[key] == plain[key]
+    assert "oracle_iterations" not in plain
+    # from scratch BP lacks the messages of the failed attempts, so it may fail where the
+    # warm-started ladder succeeded, but it never sees fewer syndrome bits
+    assert 0.0 < r["oracle_success_rate"] <= 1.0
+    assert r["oracle_iterations"] > 0 and r["oracle_mbit_per_cpu_s"] > 0
+    with pytest.raises(ValueError, match="oracle_level"):
+        simulate_adaptive(small_ldpca, 0.06, 1, decoder="ldpc", oracle_level=True)
+
+
 def test_ldpca_input_errors(small_ldpca):
     with pytest.raises(ValueError, match="must be a multiple of levels"):
         LDPCACode(1001, levels=50)

@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 from toy_sources.bounds import binary_entropy
 from toy_sources.codes.ldpc import decode_syndrome, dsbs_llr, syndrome, tanner_graph
-from toy_sources.codes.ldpc_accumulate import LDPCACode, LDPCAFamily
+from toy_sources.codes.ldpc_accumulate import LDPCACode, LDPCAFamily, crc_of
 from toy_sources.codes.ldpc_matrix import resolve_degree_distribution
 from toy_sources.sources import sample_dsbs  # re-exported: the notebook and tests import it from here
 
@@ -169,7 +169,8 @@ class PypiSyndromeBP:
 def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
                       decoder: str = "ours", max_iter: int = 200, stall: int = 15,
                       start_margin=None, algorithm: str = "sum_product_table",
-                      warm_start: bool = True, start_margin_rate=None) -> dict:
+                      warm_start: bool = True, start_margin_rate=None,
+                      oracle_level: bool = False) -> dict:
     """Rate-adaptive SW coding of ``n_blocks`` DSBS blocks; returns measured figures.
 
     ``code`` is an :class:`LDPCACode` or an :class:`LDPCAFamily` (then the member
@@ -185,7 +186,18 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
     the rate), ``crc_rejections`` (BP attempts whose word satisfied the syndrome but
     not the CRC: false convergences caught; each would slip through a ``b``-bit CRC
     with probability ``2^-b``) and ``ratio_ci95`` (the 95 % error bar of ``ratio`` over
-    blocks, :func:`_ratio_ci95`).
+    blocks, :func:`_ratio_ci95`). ``iterations`` is the mean number of BP iterations per
+    block over all its attempts, ``final_iterations`` the mean of the last attempt alone
+    (the one that decoded), and ``us_per_iteration`` the decoder CPU time per BP iteration
+    in microseconds: at ``r`` Mbit/s a block of ``n`` bits has ``n / r`` microseconds, so
+    ``n / (r * us_per_iteration)`` iterations in all.
+
+    ``oracle_level=True`` (``decoder="ours"`` only) also times, per block, one BP decode
+    from scratch at the level its ladder stopped at, as if a genie had told the decoder
+    the level in advance: what one BP run per block costs at the rate the ladder reached.
+    Fields ``oracle_iterations`` (mean), ``oracle_success_rate`` (blocks whose syndrome BP
+    satisfied and CRC matched) and ``oracle_mbit_per_cpu_s``; these decodes are not part
+    of the ladder's figures.
 
     ``start_margin=None`` starts every block at the level of the prior's conditional
     entropy (:meth:`LDPCACode.start_level_for`); an int ``k`` starts at
@@ -206,6 +218,8 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
         raise ValueError("give start_margin (levels) or start_margin_rate (bits per source bit), not both")
     if int(n_blocks) < 1:
         raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
+    if oracle_level and decoder != "ours":
+        raise ValueError("oracle_level is measured for decoder='ours' only")
     member = None
     if isinstance(code, LDPCAFamily):
         member = code.index_for(p)
@@ -217,6 +231,8 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
     rng = np.random.default_rng(seed)
     pypi = {}
     rates, errors, fails, attempts, secs, final_levels = [], 0, 0, [], 0.0, []
+    block_iterations, final_iterations = [], []
+    oracle = {"iterations": 0, "successes": 0, "cpu": 0.0}
     crc_rejections = 0
     prev_level = None
     cpu = 0.0
@@ -258,9 +274,25 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
         errors += int(np.count_nonzero(res.x_hat != x))
         fails += int(not res.success)
         attempts.append(res.attempts)
+        block_iterations.append(res.iterations)
+        final_iterations.append(res.history[-1][3])
+        if oracle_level:
+            s = code.merged_syndrome(feed.request(res.level))  # already sent: no rate
+            g = code.graph(res.level)
+            c0 = time.process_time()
+            d = decode_syndrome(g, s, llr, max_iter, algorithm=algorithm, stall=stall)
+            oracle["cpu"] += time.process_time() - c0
+            oracle["iterations"] += d.iterations
+            oracle["successes"] += int(d.success and crc_of(d.x_hat, code.crc_bits) == feed.crc)
         crc_rejections += sum(1 for _, bp_ok, ok, _ in res.history if bp_ok and not ok)
     # both sum-product variants are "ours" (the table one is the fast default)
     name = decoder if (decoder == "ldpc" or algorithm.startswith("sum_product")) else f"{decoder}-{algorithm}"
+    extra = {}
+    if oracle_level:
+        extra = dict(oracle_iterations=oracle["iterations"] / int(n_blocks),
+                     oracle_success_rate=oracle["successes"] / int(n_blocks),
+                     oracle_mbit_per_cpu_s=(int(n_blocks) * code.n / oracle["cpu"] / 1e6
+                                            if oracle["cpu"] > 0 else float("inf")))
     return _summary(name, "adaptive", p, code.n, float(np.mean(rates)), errors,
                     int(n_blocks) * code.n, secs, failures=fails,
                     attempts=float(np.mean(attempts)), levels=code.levels, rows=code.rows,
@@ -275,6 +307,11 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
                     algorithm=algorithm if decoder == "ours" else "product_sum (ldpc.BpDecoder)",
                     crc_bits=int(code.crc_bits), crc_rejections=crc_rejections,
                     ratio_ci95=_ratio_ci95(rates, p),
+                    iterations=float(np.mean(block_iterations)),
+                    final_iterations=float(np.mean(final_iterations)),
+                    us_per_iteration=(1e6 * cpu / sum(block_iterations)
+                                      if sum(block_iterations) else None),
+                    **extra,
                     cpu_seconds=cpu)
 
 
