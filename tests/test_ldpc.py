@@ -328,6 +328,16 @@ def test_substeps_stop_closer_to_the_rate_each_block_needs(small_ldpca):
     assert finer["attempts"] > coarse["attempts"]  # paid for with more BP attempts
 
 
+def test_feed_accepts_only_a_satisfied_syndrome_with_the_crc_sent(small_ldpca):
+    x, _ = sample_dsbs(0.05, small_ldpca.n, np.random.default_rng(34))
+    feed = small_ldpca.encode(x)
+    assert feed.accepts(x, True)
+    assert not feed.accepts(x, False)
+    wrong = x.copy()
+    wrong[7] ^= 1  # a CRC detects every single-bit error
+    assert not feed.accepts(wrong, True)
+
+
 def test_ladder_restarts_bp_after_a_word_the_crc_rejects(small_ldpca):
     """A CRC that cannot match (the encoder's CRC is corrupted) makes every converged word a
     rejected one: the decoder's state is reset each time, and the ladder ends at the top."""

@@ -142,6 +142,10 @@ class SyndromeFeed:
     def bits_sent(self) -> int:
         return self._code.bits_at(self.max_level) + self._code.crc_bits if self.max_level else 0
 
+    def accepts(self, x_hat, syndrome_ok) -> bool:
+        """The decoder's stopping rule: BP satisfied the syndrome and ``x_hat`` has the CRC sent."""
+        return bool(syndrome_ok) and crc_of(x_hat, self._code.crc_bits) == self.crc
+
 
 @dataclass
 class AdaptiveResult:
@@ -577,7 +581,7 @@ class LDPCACode:
             x_hat, bp_ok, its = level_decoder(level, s)
             attempts += 1
             iterations += int(its)
-            ok = bool(bp_ok) and crc_of(x_hat, self.crc_bits) == feed.crc
+            ok = feed.accepts(x_hat, bp_ok)
             history.append((level, bool(bp_ok), ok, int(its)))
             if ok or level == self.levels:
                 break

@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 from toy_sources.bounds import binary_entropy
 from toy_sources.codes.ldpc import decode_syndrome, dsbs_llr, syndrome, tanner_graph
-from toy_sources.codes.ldpc_accumulate import LDPCACode, LDPCAFamily, crc_of
+from toy_sources.codes.ldpc_accumulate import LDPCACode, LDPCAFamily
 from toy_sources.codes.ldpc_matrix import resolve_degree_distribution
 from toy_sources.sources import sample_dsbs  # re-exported: the notebook and tests import it from here
 
@@ -278,12 +278,14 @@ def simulate_adaptive(code, p: float, n_blocks: int, seed: int = 0,
         final_iterations.append(res.history[-1][3])
         if oracle_level:
             s = code.merged_syndrome(feed.request(res.level))  # already sent: no rate
-            g = code.graph(res.level)
+            cold = code.level_decoder(llr, max_iter=max_iter, stall=stall, algorithm=algorithm,
+                                      warm_start=False)
+            code.graph(res.level)  # cached by the ladder; outside the timer in any case
             c0 = time.process_time()
-            d = decode_syndrome(g, s, llr, max_iter, algorithm=algorithm, stall=stall)
+            x_hat, bp_ok, its = cold(res.level, s)
             oracle["cpu"] += time.process_time() - c0
-            oracle["iterations"] += d.iterations
-            oracle["successes"] += int(d.success and crc_of(d.x_hat, code.crc_bits) == feed.crc)
+            oracle["iterations"] += its
+            oracle["successes"] += int(feed.accepts(x_hat, bp_ok))
         crc_rejections += sum(1 for _, bp_ok, ok, _ in res.history if bp_ok and not ok)
     # both sum-product variants are "ours" (the table one is the fast default)
     name = decoder if (decoder == "ldpc" or algorithm.startswith("sum_product")) else f"{decoder}-{algorithm}"
