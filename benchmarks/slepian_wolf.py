@@ -85,7 +85,6 @@ import math  # noqa: E402
 
 from toy_sources.codes.ldpc_experiments import (  # noqa: E402
     DEFAULT_FAMILY,
-    FAMILY_CRC_BITS,
     cached_ldpca_code,
     cached_ldpca_family,
     simulate_adaptive,
@@ -194,11 +193,10 @@ def main(argv=None) -> int:
                     help="fixed-rate levels: 'mean' (the ladder's mean level, rounded up) "
                          "and/or 'max' (the highest level the ladder needed)")
     args = ap.parse_args(argv)
-    kind = args.code or ("single" if args.quick else "family")
-    if args.crc_bits is None:
-        args.crc_bits = FAMILY_CRC_BITS if kind == "family" else 16
-    if not 0 <= args.crc_bits <= 32:
+    if args.crc_bits is not None and not 0 <= args.crc_bits <= 32:
         ap.error(f"--crc-bits must be in [0, 32], got {args.crc_bits}")
+    # the codes' own defaults unless --crc-bits is given (family 8, single code 16)
+    crc = {} if args.crc_bits is None else {"crc_bits": args.crc_bits}
     fixed_at = [a.strip() for a in args.fixed_at.split(",") if a.strip()]
     if set(fixed_at) - {"mean", "max"}:
         ap.error(f"--fixed-at: unknown {sorted(set(fixed_at) - {'mean', 'max'})} "
@@ -212,16 +210,17 @@ def main(argv=None) -> int:
     n_blocks = max(1, int(round(bits / n)))
 
     _warm_up(args.algorithm)
+    kind = args.code or ("single" if args.quick else "family")
     t0 = time.perf_counter()
     try:
         if kind == "family":
             spec = DEFAULT_FAMILY if args.substeps is None else tuple(
                 member[:-1] + (args.substeps,) for member in DEFAULT_FAMILY)
-            code = cached_ldpca_family(n, seed=args.seed, crc_bits=args.crc_bits, spec=spec)
+            code = cached_ldpca_family(n, seed=args.seed, spec=spec, **crc)
             members = [c for _, c in code.members]
         else:
-            code = cached_ldpca_code(n, levels, args.lam, seed=args.seed, crc_bits=args.crc_bits,
-                                     substeps=1 if args.substeps is None else args.substeps)
+            code = cached_ldpca_code(n, levels, args.lam, seed=args.seed,
+                                     substeps=1 if args.substeps is None else args.substeps, **crc)
             members = [code]
     except ValueError as err:  # e.g. --substeps larger than a member's periods
         ap.error(f"cannot build the code: {err}")
