@@ -1,25 +1,24 @@
-"""Configuration dataclasses of the image models and of training, and the named presets.
+"""The checked-config base every codec's configs share, and the hyperprior / NDIC configs.
 
 A config is the whole recipe of a run: the model is built from its config alone, the
-trainer from a :class:`TrainConfig`, and both are written into every checkpoint and
-results folder (nanoGPT style).  Presets are named configs, not code paths:
-
-* ``"smoke"`` -- tiny widths, a handful of steps; for tests (seconds).
-* ``"lab"``   -- CPU-sized models trained for a few minutes on the synthetic stereo world.
-* ``"paper"`` -- the training recipe stated in the NDIC paper (Sec. 3: AMSGrad, lr 1e-4,
-  batch 1, 500K iterations, 128×256 images) with the widths of Ballé et al. (2018) at low
-  rates (N = 128, M = 192).  Only numbers the papers state are set; MDIC presets are added
-  by the MDIC model when it exists.
+trainer from a training config, and both are written into every checkpoint and results
+folder (nanoGPT style).  Every config class derives from :class:`CheckedConfig`, which
+gives all of them the same ``replace`` / ``to_dict`` / ``from_dict`` / ``hash`` and the same
+errors.  Presets and rate points of each codec live next to its config classes (here for
+the hyperprior and NDIC, :mod:`mdic_lab.models.mdic.config` for MDIC) and are looked up
+through :mod:`mdic_lab.registry`.
 
 Overrides are type-checked and unknown keys are refused:
 
 >>> cfg = NDICConfig()
->>> replace_checked(cfg, {"alpha": 0.5}).alpha
+>>> cfg.replace(alpha=0.5).alpha
 0.5
->>> replace_checked(cfg, {"gamma": 1})
+>>> cfg.replace(gamma=1)
 Traceback (most recent call last):
 ...
-KeyError: "unknown NDICConfig field 'gamma' (expected one of: N, M, C_w, prior, alpha, beta)"
+mdic_lab.config.ConfigError: unknown field 'gamma' of NDICConfig (expected one of: N, M, C_w, prior, alpha, beta)
+>>> NDICConfig.from_dict(cfg.to_dict()) == cfg, len(cfg.hash())
+(True, 8)
 """
 
 from __future__ import annotations
@@ -30,12 +29,14 @@ import json
 from dataclasses import dataclass, fields
 
 __all__ = [
+    "CheckedConfig",
+    "ConfigError",
     "HyperpriorConfig",
     "NDICConfig",
     "TrainConfig",
-    "MODEL_CONFIGS",
     "PRESETS",
-    "get_preset",
+    "PRESET_ALIASES",
+    "RATE_POINTS",
     "replace_checked",
     "config_to_dict",
     "config_from_dict",
@@ -44,9 +45,93 @@ __all__ = [
 
 PRIORS = ("factorized", "hyperprior")
 
+#: Former preset names, accepted for every codec.
+PRESET_ALIASES = {"tiny": "smoke", "laptop": "lab"}
+
+
+class ConfigError(KeyError, ValueError):
+    """An unknown config field, preset, rate point or variant; the message lists what is accepted.
+
+    It is both a :class:`KeyError` and a :class:`ValueError`, so callers catching either
+    see it; ``str()`` gives the message without the quotes ``KeyError`` adds.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _coerce(cls, name, value, current):
+    """Type-check one override against the field's current value (``None`` accepts anything)."""
+    if current is None or value is None:
+        return value
+    kinds = ((bool, (bool,), "a bool"), (int, (int,), "an int"), (float, (int, float), "a float"),
+             (str, (str,), "a str"))
+    for kind, accepted, what in kinds:
+        if isinstance(current, kind):
+            if isinstance(value, bool) and kind is not bool or not isinstance(value, accepted):
+                raise TypeError(f"{cls.__name__}.{name} expects {what}, got {value!r}")
+            return float(value) if kind is float else value
+    if isinstance(current, tuple):
+        if not isinstance(value, (tuple, list)):
+            raise TypeError(f"{cls.__name__}.{name} expects a tuple, got {value!r}")
+        return tuple(value)
+    return value
+
+
+class CheckedConfig:
+    """Base of every config dataclass: checked ``replace``, plain-JSON ``to_dict``/``from_dict``, ``hash``.
+
+    Subclasses are ``@dataclass`` classes with a comment on every field and a
+    ``__post_init__`` that validates values; this base adds nothing to their fields.
+    """
+
+    #: class name -> class, of every subclass (what :func:`config_from_dict` can read)
+    registered: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        CheckedConfig.registered[cls.__name__] = cls
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def check_keys(cls, keys) -> None:
+        """Raise :class:`ConfigError` naming the first key that is not a field of ``cls``."""
+        names = cls.field_names()
+        for key in keys:
+            if key not in names:
+                raise ConfigError(f"unknown field {key!r} of {cls.__name__} (expected one of: {', '.join(names)})")
+
+    def replace(self, **overrides):
+        """A copy with ``overrides`` applied; unknown keys raise :class:`ConfigError`, wrong types ``TypeError``."""
+        if not overrides:
+            return self
+        type(self).check_keys(overrides)
+        clean = {k: _coerce(type(self), k, v, getattr(self, k)) for k, v in overrides.items()}
+        return dataclasses.replace(self, **clean)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict of the fields (tuples become lists)."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Inverse of :meth:`to_dict` (an optional ``"_class"`` key must name ``cls``)."""
+        d = dict(d)
+        name = d.pop("_class", cls.__name__)
+        if name != cls.__name__:
+            raise ConfigError(f"a {name} record cannot be read as {cls.__name__}")
+        return cls().replace(**d)
+
+    def hash(self) -> str:
+        """Short stable hash (8 hex digits) of the class name and every field."""
+        return config_hash(self)
+
 
 @dataclass(frozen=True)
-class HyperpriorConfig:
+class HyperpriorConfig(CheckedConfig):
     """Ballé et al. (2018) scale hyperprior, single image (no side information)."""
 
     N: int = 64  # channels of the hidden layers of g_a, g_s, h_a, h_s and of the hyper-latent z
@@ -57,7 +142,7 @@ class HyperpriorConfig:
 
 
 @dataclass(frozen=True)
-class NDICConfig:
+class NDICConfig(CheckedConfig):
     """NDIC (Mital et al.): encoder on x only, decoder adds common information w = f(y)."""
 
     N: int = 64  # channels of the hidden layers of g_ax, g_sx, g_ay, g_sy and f
@@ -77,8 +162,8 @@ class NDICConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """How a model is trained (rate–distortion Lagrangian, optimiser, data, logging)."""
+class TrainConfig(CheckedConfig):
+    """How the hyperprior and NDIC are trained (rate–distortion Lagrangian, optimiser, data, logging)."""
 
     lmbda: float = 0.0018  # λ of L = R + λ·255²·MSE (Eq. 4; CompressAI's convention, R in bits/pixel)
     steps: int = 300  # optimiser steps in total (a resumed run continues up to this number)
@@ -114,28 +199,36 @@ class TrainConfig:
             raise ValueError(f"crop {self.crop} is larger than image_size {self.image_size}")
 
 
-#: Model name (as used by the CLI) -> its config class.
-MODEL_CONFIGS = {"hyperprior": HyperpriorConfig, "ndic": NDICConfig}
+def _widths(n: int, m: int, c_w: int | None = None) -> dict:
+    return {"hyperprior": {"N": n, "M": m}, "ndic": {"N": n, "M": m, **({"C_w": c_w} if c_w else {})}}
 
-#: preset name -> model name -> {"model": overrides, "train": overrides}.
+
+#: codec -> preset -> {"model": overrides, "train": overrides}.  ``paper``: the recipe the NDIC paper
+#: states (Sec. 3: AMSGrad, lr 1e-4, batch 1, 500K iterations, whole 128×256 images) with the widths of
+#: Ballé et al. (2018) at low rates (N = 128, M = 192).
 PRESETS: dict[str, dict[str, dict[str, dict]]] = {
-    "smoke": {
-        m: {"model": {"N": 8, "M": 12, **({"C_w": 4} if m == "ndic" else {})},
-            "train": {"steps": 4, "batch_size": 2, "crop": (64, 64), "train_length": 8,
-                      "log_every": 2, "ckpt_every": 2}}
-        for m in MODEL_CONFIGS
-    },
-    "lab": {
-        m: {"model": {"N": 64, "M": 96, **({"C_w": 32} if m == "ndic" else {})},
-            "train": {"steps": 300, "batch_size": 8, "crop": (64, 128), "train_length": 768}}
-        for m in MODEL_CONFIGS
-    },
-    "paper": {
-        m: {"model": {"N": 128, "M": 192, **({"alpha": 1.0, "beta": 1.0} if m == "ndic" else {})},
-            "train": {"steps": 500_000, "batch_size": 1, "crop": None, "lr": 1e-4, "lr_final": 1e-4,
-                      "amsgrad": True}}
-        for m in MODEL_CONFIGS
-    },
+    codec: {
+        "smoke": {"model": _widths(8, 12, 4)[codec],
+                  "train": {"steps": 4, "batch_size": 2, "crop": (64, 64), "train_length": 8,
+                            "log_every": 2, "ckpt_every": 2}},
+        "lab": {"model": _widths(64, 96, 32)[codec],
+                "train": {"steps": 300, "batch_size": 8, "crop": (64, 128), "train_length": 768}},
+        "paper": {"model": _widths(128, 192)[codec],
+                  "train": {"steps": 500_000, "batch_size": 1, "crop": None, "lr": 1e-4, "lr_final": 1e-4,
+                            "amsgrad": True}},
+    }
+    for codec in ("hyperprior", "ndic")
+}
+
+#: codec -> preset -> rate points (lowest rate first), each a dict of overrides.  λ moves the rate of
+#: these codecs; ``paper`` uses CompressAI's λ of its quality levels 1–4 (the NDIC paper states none).
+RATE_POINTS: dict[str, dict[str, list[dict]]] = {
+    codec: {
+        "smoke": [{"lmbda": 0.0018}, {"lmbda": 0.018}],
+        "lab": [{"lmbda": lm} for lm in (0.0002, 0.0004, 0.0008, 0.0016)],
+        "paper": [{"lmbda": lm} for lm in (0.0018, 0.0035, 0.0067, 0.0130)],
+    }
+    for codec in ("hyperprior", "ndic")
 }
 
 
@@ -146,88 +239,22 @@ def _check_positive(cfg, names):
             raise ValueError(f"{type(cfg).__name__}.{name} must be a positive int, got {v!r}")
 
 
-def _coerce(cls, name, value, current):
-    """Type-check one override against the field's current value."""
-    if current is None or value is None:
-        return value
-    if isinstance(current, bool):
-        if not isinstance(value, bool):
-            raise TypeError(f"{cls.__name__}.{name} expects a bool, got {value!r}")
-        return value
-    if isinstance(current, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{cls.__name__}.{name} expects an int, got {value!r}")
-        return value
-    if isinstance(current, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{cls.__name__}.{name} expects a float, got {value!r}")
-        return float(value)
-    if isinstance(current, str):
-        if not isinstance(value, str):
-            raise TypeError(f"{cls.__name__}.{name} expects a str, got {value!r}")
-        return value
-    if isinstance(current, tuple):
-        if not isinstance(value, (tuple, list)):
-            raise TypeError(f"{cls.__name__}.{name} expects a pair, got {value!r}")
-        return tuple(value)
-    return value
-
-
 def replace_checked(cfg, overrides: dict | None):
-    """Return a copy of ``cfg`` with ``overrides`` applied; unknown keys and wrong types raise."""
-    if not overrides:
-        return cfg
-    cls = type(cfg)
-    names = [f.name for f in fields(cls)]
-    clean = {}
-    for key, value in overrides.items():
-        if key not in names:
-            raise KeyError(f"unknown {cls.__name__} field {key!r} (expected one of: {', '.join(names)})")
-        clean[key] = _coerce(cls, key, value, getattr(cfg, key))
-    return dataclasses.replace(cfg, **clean)
-
-
-def get_preset(model: str, preset: str, model_overrides: dict | None = None,
-               train_overrides: dict | None = None):
-    """``(model_config, train_config)`` of a named preset with optional overrides.
-
-    >>> m, t = get_preset("ndic", "smoke")
-    >>> (m.N, t.steps)
-    (8, 4)
-    >>> get_preset("ndic", "huge")
-    Traceback (most recent call last):
-    ...
-    KeyError: "unknown preset 'huge' (expected one of: smoke, lab, paper)"
-    """
-    if model not in MODEL_CONFIGS:
-        raise KeyError(f"unknown model {model!r} (expected one of: {', '.join(MODEL_CONFIGS)})")
-    if preset not in PRESETS:
-        raise KeyError(f"unknown preset {preset!r} (expected one of: {', '.join(PRESETS)})")
-    spec = PRESETS[preset][model]
-    mcfg = replace_checked(MODEL_CONFIGS[model](), spec["model"])
-    tcfg = replace_checked(TrainConfig(), spec["train"])
-    return replace_checked(mcfg, model_overrides), replace_checked(tcfg, train_overrides)
+    """``cfg.replace(**overrides)`` for a dict that may be ``None``."""
+    return cfg.replace(**(overrides or {}))
 
 
 def config_to_dict(cfg) -> dict:
-    """Plain-JSON dict of a config, with its class name under ``"_class"``."""
-    d = {"_class": type(cfg).__name__}
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        d[f.name] = list(v) if isinstance(v, tuple) else v
-    return d
-
-
-_CLASSES = {c.__name__: c for c in (HyperpriorConfig, NDICConfig, TrainConfig)}
+    """Plain-JSON dict of a config, with its class name under ``"_class"`` (what run folders store)."""
+    return {"_class": type(cfg).__name__, **cfg.to_dict()}
 
 
 def config_from_dict(d: dict):
-    """Inverse of :func:`config_to_dict` (unknown class or fields raise)."""
-    d = dict(d)
-    name = d.pop("_class", None)
-    if name not in _CLASSES:
-        raise KeyError(f"unknown config class {name!r} (expected one of: {', '.join(_CLASSES)})")
-    return replace_checked(_CLASSES[name](), d)
+    """Inverse of :func:`config_to_dict`: the :class:`CheckedConfig` subclass named by ``"_class"``."""
+    name = d.get("_class") if isinstance(d, dict) else None
+    if name not in CheckedConfig.registered:
+        raise ConfigError(f"unknown config class {name!r} (expected one of: {', '.join(CheckedConfig.registered)})")
+    return CheckedConfig.registered[name].from_dict(d)
 
 
 def config_hash(cfg) -> str:
@@ -238,3 +265,17 @@ def config_hash(cfg) -> str:
     """
     blob = json.dumps(config_to_dict(cfg), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:8]
+
+
+# --- transitional: the old preset API, removed with mdic_lab/train.py -------------------------------------
+MODEL_CONFIGS = {"hyperprior": HyperpriorConfig, "ndic": NDICConfig}
+
+
+def get_preset(model: str, preset: str, model_overrides: dict | None = None, train_overrides: dict | None = None):
+    from mdic_lab.registry import get_codec
+
+    c = get_codec(model)
+    name = c.canonical_preset(preset)
+    m = c.config_class().replace(**c.presets[name]["model"]).replace(**(model_overrides or {}))
+    t = c.train_config_class().replace(**c.presets[name]["train"]).replace(**(train_overrides or {}))
+    return m, t

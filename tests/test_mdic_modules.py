@@ -57,7 +57,7 @@ def test_config_variants_and_errors():
     assert set(VARIANTS) == {"full", "no_text", "no_ts", "no_g1g2", "no_g2", "no_zd", "no_zd_zxc"}
     with pytest.raises(ValueError, match=r"unknown variant 'no_txt' \(expected one of: full, no_text"):
         MDICConfig(variant="no_txt")
-    with pytest.raises(ValueError, match="unknown MDICConfig field 'codebok_size'"):
+    with pytest.raises(ValueError, match="unknown field 'codebok_size' of MDICConfig"):
         TINY.replace(codebok_size=3)
     with pytest.raises(TypeError, match="codebook_size expects int"):
         TINY.replace(codebook_size="64")

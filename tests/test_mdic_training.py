@@ -42,7 +42,7 @@ def test_presets_names_aliases_and_errors():
     paper, tp = MDICConfig.preset("paper"), MDICTrainConfig.preset("paper")
     assert paper.pretrained == "stabilityai/stable-diffusion-2-1-base" and paper.num_inference_steps == 10
     assert (tp.batch_size, tp.lr, tp.warmup_steps) == (8, 8e-5, 10_000)
-    with pytest.raises(ValueError, match="unknown MDICTrainConfig field 'lrr'"):
+    with pytest.raises(ValueError, match="unknown field 'lrr' of MDICTrainConfig"):
         MDICTrainConfig.preset("lab", lrr=1.0)
 
 

@@ -25,15 +25,17 @@ True
 >>> MDICConfig(variant="no_txt")
 Traceback (most recent call last):
 ...
-ValueError: unknown variant 'no_txt' (expected one of: full, no_text, no_ts, no_g1g2, no_g2, no_zd, no_zd_zxc)
+mdic_lab.config.ConfigError: unknown variant 'no_txt' (expected one of: full, no_text, no_ts, no_g1g2, no_g2, no_zd, no_zd_zxc)
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-__all__ = ["MDICConfig", "VARIANTS", "PRESETS", "PRESET_ALIASES", "RATE_POINTS", "SD21_BASE_HUB_ID"]
+from mdic_lab.config import PRESET_ALIASES, CheckedConfig, ConfigError
+
+__all__ = ["MDICConfig", "MDICTrainConfig", "VARIANTS", "PRESETS", "TRAIN_PRESETS", "PRESET_ALIASES", "RATE_POINTS",
+           "SD21_BASE_HUB_ID"]
 
 #: The paper's backbone (Stable Diffusion 2.1-base: vae, unet, text_encoder, tokenizer, scheduler).
 SD21_BASE_HUB_ID = "stabilityai/stable-diffusion-2-1-base"
@@ -53,7 +55,7 @@ VARIANTS = {
 
 
 @dataclass
-class MDICConfig:
+class MDICConfig(CheckedConfig):
     """All hyper-parameters of MDIC (paper Sec. 3 and 4.1); the presets override a few defaults."""
 
     # ---- ablation ----------------------------------------------------------------
@@ -68,9 +70,8 @@ class MDICConfig:
     vae_norm_num_groups: int = 8  # GroupNorm groups of the tiny VAE
     unet_block_out_channels: tuple = (32, 64)  # tiny UNet widths (first block cross-attention)
     unet_layers_per_block: int = 1  # ResNet layers per UNet block (tiny backbone only)
-    unet_cross_attention_level: int = 0  # which UNet resolution level carries the text cross-attention block
-    # (0 = full latent resolution; the mid block always cross-attends); the lab preset uses 1, as
-    # self-attention over its 32×64 = 2048 latent positions dominated the step time
+    unet_cross_attention_level: int = 0  # UNet resolution level with the text cross-attention block
+    # (0 = full latent resolution; the mid block always cross-attends)
     unet_attention_head_dim: int = 8  # attention head dim of the tiny UNet
     unet_norm_num_groups: int = 8  # GroupNorm groups of the tiny UNet
     text_hidden_size: int = 64  # tiny CLIP text model width = UNet cross_attention_dim
@@ -115,18 +116,14 @@ class MDICConfig:
 
     # ---- decoder (Eqs. 15–19) ------------------------------------------------------
     num_inference_steps: int = 10  # DDIM denoising steps (paper default 10, supplement Fig. 13)
-    prediction_type: str | None = None  # what ε_θ predicts: None = the backbone scheduler's (SD 2.1-base: "epsilon");
-    # "v_prediction" (SD 2.x-v): a UNet trained from scratch for minutes learns the conditional mean of z_0
-    # at high noise quickly with v, while ε-prediction gives noise-like images; "sample" (x_0) is what the
-    # anchored decoder of the lab preset predicts (decoder_anchor)
+    prediction_type: str | None = None  # what ε_θ predicts: None = the backbone scheduler's (SD 2.1-base:
+    # "epsilon"), "v_prediction", or "sample" (x_0, what the anchored decoder predicts)
     condition_upsample: str = "nearest"  # token grid → latent grid: "nearest" or "bilinear"
     decoder_anchor: bool = False  # anchored denoiser x̂_0 = A(visual) + UNet(...) (needs prediction_type
-    # "sample"; decoder.py): the UNet learns a correction around a side-information estimate of z_Lx that
-    # a small conv head A reads from the same visual channels (so each ablation switch removes its part
-    # from the anchor too).  Off = the plain channel-concatenation decoder (paper preset).
+    # "sample"; decoder.py); off = the plain channel-concatenation decoder of the paper
     anchor_hidden: int = 64  # width of the anchor head A (two 3×3 convolutions)
-    train_timesteps: str = "uniform"  # "uniform": t ~ U{0..T−1} (Eq. 19); "inference": t drawn from the
-    # num_inference_steps DDIM time steps the decoder visits (short runs spend every step where it matters)
+    train_timesteps: str = "uniform"  # "uniform": t ~ U{0..T−1} (Eq. 19); "inference": t from the
+    # num_inference_steps DDIM time steps the decoder visits
 
     # ---- losses (Eqs. 22–23) -------------------------------------------------------
     lambda_rate: float = 0.1  # λ of Eq. 22 (paper: {0.1, 10})
@@ -135,9 +132,7 @@ class MDICConfig:
     # ------------------------------------------------------------------ validation
     def __post_init__(self):
         if self.variant not in VARIANTS:
-            raise ValueError(
-                f"unknown variant {self.variant!r} (expected one of: {', '.join(VARIANTS)})"
-            )
+            raise ConfigError(f"unknown variant {self.variant!r} (expected one of: {', '.join(VARIANTS)})")
         self.image_size = tuple(int(v) for v in self.image_size)
         for name in ("vae_block_out_channels", "unet_block_out_channels"):
             setattr(self, name, tuple(int(v) for v in getattr(self, name)))
@@ -253,27 +248,7 @@ class MDICConfig:
         """Extra UNet input channels: ẑ_xc (or ẑ_x) always, z_d unless removed."""
         return self.z_channels * (2 if self.use_zd else 1)
 
-    # ------------------------------------------------------------------ io
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict (tuples become lists)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "MDICConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are refused."""
-        return cls().replace(**d)
-
-    def replace(self, **overrides) -> "MDICConfig":
-        """A copy with overrides; unknown keys and wrong types raise ``ValueError``/``TypeError``."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        for k, v in overrides.items():
-            if k not in fields:
-                raise ValueError(f"unknown MDICConfig field {k!r} (expected one of: {', '.join(fields)})")
-            cur = getattr(self, k)
-            if cur is not None and v is not None and not _compatible(cur, v):
-                raise TypeError(f"MDICConfig.{k} expects {type(cur).__name__}, got {type(v).__name__} ({v!r})")
-        return dataclasses.replace(self, **overrides)
-
+    # ------------------------------------------------------------------ presets
     @classmethod
     def preset(cls, name: str, **overrides) -> "MDICConfig":
         """Named configuration: ``smoke`` (tests), ``lab`` (128×256 CPU), ``paper`` (SD 2.1-base).
@@ -282,7 +257,7 @@ class MDICConfig:
         """
         name = PRESET_ALIASES.get(name, name)
         if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r} (expected one of: {', '.join(PRESETS)})")
+            raise ConfigError(f"unknown preset {name!r} (expected one of: {', '.join(PRESETS)})")
         return cls(**PRESETS[name]).replace(**overrides)
 
     @classmethod
@@ -295,22 +270,10 @@ class MDICConfig:
         name = PRESET_ALIASES.get(preset, preset)
         points = RATE_POINTS.get(name)
         if points is None:
-            raise ValueError(f"unknown preset {preset!r} (expected one of: {', '.join(RATE_POINTS)})")
-        if not isinstance(point, int) or not 0 <= point < len(points):
-            raise ValueError(f"rate point {point!r} out of range (expected 0..{len(points) - 1} for preset {name!r})")
+            raise ConfigError(f"unknown preset {preset!r} (expected one of: {', '.join(RATE_POINTS)})")
+        if isinstance(point, bool) or not isinstance(point, int) or not 0 <= point < len(points):
+            raise ConfigError(f"rate point {point!r} out of range (expected 0..{len(points) - 1} for preset {name!r})")
         return cls.preset(name, **{**points[point], **overrides})
-
-
-def _compatible(cur, v) -> bool:
-    if isinstance(cur, bool):
-        return isinstance(v, bool)
-    if isinstance(cur, int):
-        return isinstance(v, int) and not isinstance(v, bool)
-    if isinstance(cur, float):
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-    if isinstance(cur, tuple):
-        return isinstance(v, (tuple, list))
-    return isinstance(v, type(cur))
 
 
 PRESETS = {
@@ -321,16 +284,8 @@ PRESETS = {
                   ts_d_model=32, g1_d_model=32, g1_layers=1, ts_layers=1, em_layers=1, mask_hidden=16,
                   g2_hidden=16, num_inference_steps=4),
     # the embedded default: the paper's 128×256 on a laptop CPU.  VAE ×8 like SD → 16×32 latent with 8
-    # channels (more channels than SD's 4: the small VAE is pretrained for minutes only); HyperAlign ×1 →
-    # 16×32 = 512 tokens, so z_y, z_d and ẑ_xc keep the latent's resolution; K = 4 codewords → at most
-    # 1024 bits = 0.031 bpp of payload; anchored x_0-prediction decoder (decoder_anchor, see decoder.py).
-    # Measured on 16 held-out pairs after 150 steps (batch 8, lr 3e-3), on the 2400-step lab VAE (22.7 dB):
-    #   HyperAlign ×2, K = 256 (128 tokens, same 0.031 bpp cap): 17.0 dB / MS-SSIM 0.55 at 0.032 coded bpp,
-    #   the ×2 token grid upsampled to the latent leaves a blocky collage of the side view;
-    #   HyperAlign ×1, K = 4 (this preset): 18.1 dB / MS-SSIM 0.63 at 0.034 coded bpp (1 thread; the
-    #   2-thread reference run of benchmarks/mdic.py: 18.2 dB / 0.64; NDIC λ=0.0002: 18.0 / 0.60 at 0.073).
-    # Earlier, on the 400-step VAE (17.8 dB): anchored 17.5 dB / 0.60 vs 16.8 dB / 0.48 for v-prediction
-    # without anchor; drawing t from the 10 DDIM steps instead of U{0..T−1} made no difference.
+    # channels; HyperAlign ×1 → 512 tokens at the latent's resolution; K = 4 → at most 0.031 bpp of
+    # payload; anchored x_0-prediction decoder (decoder.py).  Why these: docs/mdic_lab_presets.md
     "lab": dict(vae_block_out_channels=(16, 32, 64, 64), vae_latent_channels=8, hyper_downsample=1,
                 unet_block_out_channels=(32, 64), codebook_size=4, prediction_type="sample",
                 decoder_anchor=True),
@@ -340,9 +295,6 @@ PRESETS = {
                   g1_d_model=256, g1_heads=8, mask_hidden=64, g2_hidden=64),
 }
 
-#: Former preset names, still accepted.
-PRESET_ALIASES = {"tiny": "smoke", "laptop": "lab"}
-
 #: Rate points per preset (lowest rate first).  λ cannot move the encoder's rate of discrete VQ
 #: indices (see the module docstring), so a rate point is a codebook size K: the payload is at
 #: most N_tokens · log2 K bits (lab: 512 tokens × {1, 2, 3} bits = {0.016, 0.031, 0.047} bpp).
@@ -351,4 +303,55 @@ RATE_POINTS = {
     "lab": [dict(codebook_size=2), dict(codebook_size=4), dict(codebook_size=8)],
     "paper": [dict(codebook_size=64, lambda_rate=10.0), dict(codebook_size=256, lambda_rate=0.1),
               dict(codebook_size=1024, lambda_rate=0.1)],
+}
+
+
+@dataclass(frozen=True)
+class MDICTrainConfig(CheckedConfig):
+    """How MDIC is trained (defaults: the ``lab`` preset)."""
+
+    steps: int = 150  # optimiser steps in total (the lr schedule is defined over these)
+    batch_size: int = 8  # GLOBAL batch, split over processes (paper: 8 on 4 GPUs)
+    lr: float = 3e-3  # peak AdamW learning rate (paper: 8e-5; small models trained from scratch take more)
+    warmup_steps: int = 10  # linear warm-up length (paper: 10 000 iterations)
+    weight_decay: float = 0.0  # AdamW decoupled weight decay (paper: not stated)
+    clip_grad: float = 1.0  # max global gradient norm (0 disables)
+    seed: int = 0  # weights, batch order, training noise
+    data_seed: int = 0  # seed of the synthetic world
+    train_length: int = 128  # synthetic training pairs (lab: held in memory with cached latents)
+    cache_latents: bool = True  # precompute the frozen VAE's latents of the training set once
+    ckpt_every: int = 100  # steps between two atomic checkpoints (one is always written at the end)
+    log_every: int = 10  # steps between two CSV rows
+    num_threads: int = 1  # torch CPU threads per process (the lab machine is shared)
+    cpu: bool = True  # force CPU (Accelerator(cpu=True)); False uses the accelerator's devices
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "train_length", "ckpt_every", "log_every", "num_threads"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"MDICTrainConfig.{name} must be a positive int, got {v!r}")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"MDICTrainConfig.warmup_steps must be a non-negative int, got {self.warmup_steps!r}")
+        if not self.lr > 0:
+            raise ValueError(f"MDICTrainConfig.lr must be > 0, got {self.lr!r}")
+        if not self.weight_decay >= 0 or not self.clip_grad >= 0:
+            raise ValueError("MDICTrainConfig.weight_decay and clip_grad must be >= 0")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "MDICTrainConfig":
+        """``smoke`` / ``lab`` / ``paper`` (``tiny``/``laptop`` are aliases)."""
+        name = PRESET_ALIASES.get(name, name)
+        if name not in TRAIN_PRESETS:
+            raise ConfigError(f"unknown preset {name!r} (expected one of: {', '.join(TRAIN_PRESETS)})")
+        return TRAIN_PRESETS[name].replace(**overrides)
+
+
+#: Training per preset.  ``paper``: batch 8, AdamW, 8e-5 after 10 000 warm-up iterations
+#: (Sec. 4.1); ~200 epochs of KITTI Stereo's ~1.6k pairs at batch 8 ≈ 40 000 steps.
+TRAIN_PRESETS = {
+    "smoke": MDICTrainConfig(steps=6, batch_size=2, lr=1e-3, warmup_steps=2, train_length=8, ckpt_every=2,
+                             log_every=1),
+    "lab": MDICTrainConfig(num_threads=2),  # about 3 minutes on 2 CPU cores
+    "paper": MDICTrainConfig(steps=40_000, batch_size=8, lr=8e-5, warmup_steps=10_000, train_length=1_576,
+                             cache_latents=False, ckpt_every=1_000, log_every=50, num_threads=8, cpu=False),
 }

@@ -49,77 +49,13 @@ from mdic_lab.atomic import atomic_torch_save, atomic_write_text
 
 from mdic_lab.train import PairBank
 
-from .config import PRESET_ALIASES, MDICConfig
+from .config import PRESET_ALIASES, TRAIN_PRESETS, MDICConfig, MDICTrainConfig
 
 __all__ = ["MDICTrainConfig", "TRAIN_PRESETS", "train_mdic", "lr_lambda", "load_trained", "CSV_FIELDS",
            "CHECKPOINT", "LatentBank", "build_backbone"]
 
 CHECKPOINT = "checkpoint.pt"
 CSV_FIELDS = ["step", "loss", "vq", "diff", "mask", "rate_bpp_estimated", "mask_fraction", "lr", "elapsed_s"]
-
-
-@dataclass(frozen=True)
-class MDICTrainConfig:
-    """How MDIC is trained (defaults: the ``lab`` preset)."""
-
-    steps: int = 150  # optimiser steps in total (the lr schedule is defined over these); lab: ~0.9 s/step
-    # at batch 8 on 2 threads: `mdic-lab train` 152 s wall + `mdic-lab eval --limit 16` 25 s on a free 2-core machine
-    batch_size: int = 8  # GLOBAL batch (split over processes; paper: 8 on 4 GPUs); lab: batch 4 × 300 steps
-    # measured the same as 8 × 150 (17.4 vs 17.5 dB)
-    lr: float = 3e-3  # peak AdamW learning rate (paper: 8e-5; small models from scratch take more); lab,
-    # anchored decoder, 150 steps, 16 held-out pairs: 3e-3 gave 17.4 dB / MS-SSIM 0.60 vs 16.9 dB / 0.54 at 1e-3
-    warmup_steps: int = 10  # linear warm-up length (paper: 10 000 iterations)
-    weight_decay: float = 0.0  # AdamW decoupled weight decay (paper: not stated)
-    clip_grad: float = 1.0  # max global gradient norm (0 disables)
-    seed: int = 0  # weights, batch order, training noise
-    data_seed: int = 0  # seed of the synthetic world
-    train_length: int = 128  # synthetic training pairs (lab: held in memory with cached latents)
-    cache_latents: bool = True  # precompute the frozen VAE's latents of the training set once
-    ckpt_every: int = 100  # steps between two atomic checkpoints (one is always written at the end)
-    log_every: int = 10  # steps between two CSV rows
-    num_threads: int = 1  # torch CPU threads per process (the lab machine is shared)
-    cpu: bool = True  # force CPU (Accelerator(cpu=True)); False uses the accelerator's devices
-
-    def __post_init__(self):
-        for name in ("steps", "batch_size", "train_length", "ckpt_every", "log_every", "num_threads"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"MDICTrainConfig.{name} must be a positive int, got {v!r}")
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"MDICTrainConfig.warmup_steps must be a non-negative int, got {self.warmup_steps!r}")
-        if not self.lr > 0:
-            raise ValueError(f"MDICTrainConfig.lr must be > 0, got {self.lr!r}")
-        if not self.weight_decay >= 0 or not self.clip_grad >= 0:
-            raise ValueError("MDICTrainConfig.weight_decay and clip_grad must be >= 0")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def replace(self, **overrides) -> "MDICTrainConfig":
-        fields = {f.name for f in dataclasses.fields(self)}
-        for k in overrides:
-            if k not in fields:
-                raise ValueError(f"unknown MDICTrainConfig field {k!r} (expected one of: {', '.join(sorted(fields))})")
-        return dataclasses.replace(self, **overrides)
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "MDICTrainConfig":
-        """``smoke`` / ``lab`` / ``paper`` (``tiny``/``laptop`` are aliases)."""
-        name = PRESET_ALIASES.get(name, name)
-        if name not in TRAIN_PRESETS:
-            raise ValueError(f"unknown preset {name!r} (expected one of: {', '.join(TRAIN_PRESETS)})")
-        return TRAIN_PRESETS[name].replace(**overrides)
-
-
-#: Training per preset.  ``paper``: batch 8, AdamW, 8e-5 after 10 000 warm-up iterations
-#: (Sec. 4.1); ~200 epochs of KITTI Stereo's ~1.6k pairs at batch 8 ≈ 40 000 steps.
-TRAIN_PRESETS = {
-    "smoke": MDICTrainConfig(steps=6, batch_size=2, lr=1e-3, warmup_steps=2, train_length=8, ckpt_every=2,
-                             log_every=1),
-    "lab": MDICTrainConfig(num_threads=2),  # the issue's budget: 3 minutes on 2 CPU cores
-    "paper": MDICTrainConfig(steps=40_000, batch_size=8, lr=8e-5, warmup_steps=10_000, train_length=1_576,
-                             cache_latents=False, ckpt_every=1_000, log_every=50, num_threads=8, cpu=False),
-}
 
 
 def lr_lambda(warmup_steps: int):
