@@ -59,7 +59,7 @@ def test_config_variants_and_errors():
         MDICConfig(variant="no_txt")
     with pytest.raises(ValueError, match="unknown field 'codebok_size' of MDICConfig"):
         TINY.replace(codebok_size=3)
-    with pytest.raises(TypeError, match="codebook_size expects int"):
+    with pytest.raises(TypeError, match="codebook_size expects an int"):
         TINY.replace(codebook_size="64")
     with pytest.raises(ValueError, match="mask_threshold"):
         TINY.replace(mask_threshold=1.5)
