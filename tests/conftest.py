@@ -11,7 +11,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest
 
-from mdic_lab.course import run_notebook
+from mdic_lab.experiments.notebooks import run_notebook
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""Run the course notebooks headless with papermill.
+"""Run the course notebooks (or any notebook with a ``parameters`` cell) headless with papermill.
 
-``python -m mdic_lab.course --out notebook_runs`` executes every notebook of
+``python -m mdic_lab.experiments.notebooks --out notebook_runs`` executes every notebook of
 ``notebooks/`` in teaching order with its default parameters; each executed copy and its
 ``metrics.json`` land in ``notebook_runs/<notebook name>/``. Pass ``--only 01 03`` to run a
-subset and ``-p name value`` to override a parameter in every notebook that has it.
+subset, a notebook path (``ablations/run_all.ipynb``) to run a notebook outside
+``notebooks/``, and ``-p name value`` to override a parameter in every notebook that
+declares it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
 
 
@@ -33,6 +35,20 @@ def course_notebooks(only: list[str] | None = None) -> list[Path]:
     return paths
 
 
+def resolve_notebook(path) -> Path:
+    """``path`` as given if it exists (absolute or relative to the working directory), else
+    relative to the repository root; a clear error when neither exists or it is no notebook."""
+    path = Path(path)
+    candidates = [path] if path.is_absolute() else [path, ROOT / path]
+    for p in candidates:
+        if p.is_file():
+            if p.suffix != ".ipynb":
+                raise ValueError(f"{p} is not a notebook (expected a .ipynb file)")
+            return p.resolve()
+    raise FileNotFoundError(f"notebook {path} does not exist "
+                            f"(looked in: {', '.join(str(p) for p in candidates)})")
+
+
 def declared_parameters(path: Path) -> set[str]:
     """Names assigned in the notebook's cell tagged ``parameters``."""
     import ast
@@ -49,23 +65,23 @@ def declared_parameters(path: Path) -> set[str]:
                 elts = t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]
                 names |= {e.id for e in elts if isinstance(e, ast.Name)}
             return names
-    raise ValueError(f"{path.name}: no code cell tagged 'parameters'")
+    raise ValueError(f"{Path(path).name}: no code cell tagged 'parameters'")
 
 
 def run_notebook(path, output_dir, **parameters) -> dict:
     """Execute one notebook with papermill into ``output_dir``; return its ``metrics.json``.
 
-    Every notebook of the project has a ``parameters`` cell with an ``output_dir`` entry and
-    writes ``metrics.json`` there in its last cell. Unknown parameters are refused.
+    ``path`` may be any notebook (``notebooks/03_...ipynb``, ``ablations/run_all.ipynb``, an
+    absolute path). It needs a ``parameters`` cell with an ``output_dir`` entry and must
+    write ``metrics.json`` there (see ``mdic_lab.experiments.claims.write_metrics``). The
+    kernel runs in the repository root. Unknown parameters are refused.
     """
     import papermill as pm
 
-    path = Path(path)
-    if not path.is_absolute():
-        path = ROOT / path
-    if not path.exists():
-        raise FileNotFoundError(f"notebook {path} does not exist")
+    path = resolve_notebook(path)
     declared = declared_parameters(path)
+    if "output_dir" not in declared:
+        raise ValueError(f"{path.name}: its parameters cell has no output_dir")
     unknown = set(parameters) - declared
     if unknown:
         raise ValueError(f"{path.name}: unknown parameter(s) {sorted(unknown)} "
@@ -80,7 +96,10 @@ def run_notebook(path, output_dir, **parameters) -> dict:
         cwd=str(ROOT),
         progress_bar=False,
     )
-    with open(output_dir / "metrics.json") as f:
+    metrics = output_dir / "metrics.json"
+    if not metrics.exists():
+        raise FileNotFoundError(f"{path.name} ran but wrote no {metrics}")
+    with open(metrics) as f:
         return json.load(f)
 
 
@@ -92,22 +111,33 @@ def _parse_value(text: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mdic_lab.course", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m mdic_lab.experiments.notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="*", metavar="NOTEBOOK",
+                        help="notebook files to run (e.g. ablations/run_all.ipynb); "
+                             "without them and without --only, every course notebook runs")
     parser.add_argument("--out", default="notebook_runs", help="output folder (default: %(default)s)")
-    parser.add_argument("--only", nargs="*", help="notebook numbers to run, e.g. 01 03")
+    parser.add_argument("--only", nargs="*", help="course notebook numbers to run, e.g. 01 03")
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="override a parameter (JSON value) in notebooks that declare it")
     args = parser.parse_args(argv)
     try:
-        notebooks = course_notebooks(args.only)
-    except ValueError as e:
+        notebooks = [resolve_notebook(p) for p in args.paths]
+        if args.only or not args.paths:
+            notebooks = course_notebooks(args.only) + notebooks
+        declared = {path: declared_parameters(path) for path in notebooks}
+    except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     overrides = {k: _parse_value(v) for k, v in args.p}
+    unused = set(overrides) - set().union(*declared.values())
+    if unused:
+        print(f"error: parameter(s) {sorted(unused)} declared by none of the notebooks to run "
+              f"({', '.join(p.name for p in notebooks)})", file=sys.stderr)
+        return 2
     failed = []
     for path in notebooks:
-        params = {k: v for k, v in overrides.items() if k in declared_parameters(path)}
+        params = {k: v for k, v in overrides.items() if k in declared[path]}
         t0 = time.perf_counter()
         try:
             metrics = run_notebook(path, Path(args.out) / path.stem, **params)
