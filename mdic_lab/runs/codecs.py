@@ -1,0 +1,304 @@
+"""Run hooks: what the one training loop and the one evaluation loop ask of a codec.
+
+The registry names a hooks class per codec (:attr:`mdic_lab.registry.Codec.hooks`).  The
+loops in :mod:`.train` and :mod:`.evaluate` call only the methods of :class:`CodecHooks`;
+they never look at a codec's name.
+
+* :class:`ImageCodecHooks` -- the single-image hyperprior and NDIC: random crops, the
+  Lagrangian ``R + λ·255²·MSE`` (NDIC: Eq. 4 of its paper), AdamW with a cosine decay.
+* :class:`MDICHooks` -- MDIC: frozen backbone (shipped / cached / Stable Diffusion), latents
+  cached once, Eqs. 19–23, AdamW with linear warm-up (paper Sec. 4.1).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+
+import torch
+
+__all__ = ["CodecHooks", "ImageCodecHooks", "MDICHooks", "cosine_lr_lambda", "warmup_lr_lambda"]
+
+
+def cosine_lr_lambda(steps: int, lr: float, lr_final: float):
+    """Multiplier of ``lr`` at step ``s``: cosine decay from ``lr`` (step 0) to ``lr_final`` (last step).
+
+    >>> f = cosine_lr_lambda(11, 1e-3, 1e-4)
+    >>> round(f(0) * 1e-3, 7), round(f(5) * 1e-3, 7), round(f(10) * 1e-3, 7)
+    (0.001, 0.00055, 0.0001)
+    """
+
+    def f(step: int) -> float:
+        t = min(step / max(steps - 1, 1), 1.0)
+        return (lr_final + 0.5 * (lr - lr_final) * (1.0 + math.cos(math.pi * t))) / lr
+
+    return f
+
+
+def warmup_lr_lambda(warmup_steps: int):
+    """Multiplier of the peak lr at step ``s``: ``min(1, (s + 1) / warmup)`` (constant after warm-up).
+
+    >>> f = warmup_lr_lambda(4)
+    >>> [f(s) for s in range(6)]
+    [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    >>> warmup_lr_lambda(0)(0)
+    1.0
+    """
+    w = int(warmup_steps)
+    return lambda step: 1.0 if w == 0 else min(1.0, (step + 1) / w)
+
+
+def _fmt(v: float, digits: int = 6) -> str:
+    return f"{v:.{digits}g}"
+
+
+class CodecHooks(abc.ABC):
+    """The interface; subclasses implement every abstract method.  ``self.codec`` is the registry entry."""
+
+    #: codec-specific columns of metrics.csv (between ``loss`` and ``lr``)
+    log_fields: tuple = ()
+    #: images evaluated when no limit is given on the synthetic world (None: the whole split)
+    default_synthetic_eval_limit: int | None = None
+
+    def __init__(self, codec):
+        self.codec = codec
+
+    # ---- data ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def image_size(self, run) -> tuple:
+        """(H, W) of the images this run codes."""
+
+    def open_data(self, run, spec, split: str, *, length=None, captioner=None, caption_cache=None):
+        """``split`` of the data spec at the run's image size (captions only for codecs that read them)."""
+        from mdic_lab.data.sources import open_pairs
+
+        return open_pairs(spec, split, size=self.image_size(run), seed=run.train.data_seed, length=length,
+                          captions=self.codec.needs_caption, captioner=captioner, caption_cache=caption_cache)
+
+    # ---- training --------------------------------------------------------------------
+    def context(self, run, *, accelerator, backbone_root=None, progress: bool = True) -> dict:
+        """Frozen parts shared by data preparation and the model (MDIC: the backbone); ``{}`` by default."""
+        return {}
+
+    def record(self, context: dict) -> dict:
+        """Extra entries of ``config.json`` describing the context (e.g. which backbone)."""
+        return {}
+
+    @abc.abstractmethod
+    def bank(self, run, dataset, context: dict):
+        """The training pairs held in memory (what :meth:`loss` draws batches from)."""
+
+    @abc.abstractmethod
+    def build(self, run, bank, context: dict):
+        """A fresh model (the loop seeds the weight initialisation)."""
+
+    @abc.abstractmethod
+    def generators(self, run, rank: int, world: int) -> dict:
+        """Named ``torch.Generator`` objects of batches and noise (saved in every checkpoint)."""
+
+    @abc.abstractmethod
+    def optimizer(self, params, run) -> torch.optim.Optimizer:
+        """The optimiser of the trainable parameters."""
+
+    @abc.abstractmethod
+    def lr_lambda(self, run):
+        """Multiplier of the peak learning rate at step ``s`` (``LambdaLR``)."""
+
+    @abc.abstractmethod
+    def loss(self, model, core, bank, gens: dict, run, *, rank: int, world: int, device) -> dict:
+        """Loss terms of one step's batch (tensors; ``"loss"`` is minimised)."""
+
+    @abc.abstractmethod
+    def log_values(self, terms: dict) -> dict:
+        """The :attr:`log_fields` of one logged step, formatted."""
+
+    @abc.abstractmethod
+    def model_state(self, core) -> dict:
+        """What a checkpoint keeps of the model (``"state_dict"`` at least); :meth:`load` reads it."""
+
+    # ---- coding ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def load(self, run, state: dict, context: dict | None = None):
+        """The trained model in eval mode, ready to code."""
+
+    @abc.abstractmethod
+    def compress(self, model, x: torch.Tensor) -> bytes:
+        """One image ``(1, 3, H, W)`` → the container bytes (the encoder sees x only)."""
+
+    @abc.abstractmethod
+    def decompress(self, model, data: bytes, side, caption, *, seed: int = 0, num_inference_steps=None):
+        """Container bytes (+ side image / caption where the decoder needs them) → ``(1, 3, H, W)``."""
+
+    @abc.abstractmethod
+    def estimated_bpp(self, model, x: torch.Tensor, side) -> float:
+        """The entropy model's ESTIMATE of the bits per pixel of x (never called coded)."""
+
+    @abc.abstractmethod
+    def round_trip(self, model, x, side, data: bytes, x_hat) -> bool:
+        """Whether the decoder reproduced what the encoder meant exactly (codec-specific check)."""
+
+
+class ImageCodecHooks(CodecHooks):
+    """Hyperprior and NDIC (models of :mod:`mdic_lab.models.baselines`)."""
+
+    log_fields = ("bpp_estimated", "mse", "psnr", "r_y", "r_w", "mse_side")
+
+    def image_size(self, run) -> tuple:
+        return tuple(run.train.image_size)
+
+    def bank(self, run, dataset, context):
+        from .data import PairBank
+
+        return dataset if isinstance(dataset, PairBank) else PairBank(dataset)
+
+    def build(self, run, bank, context):
+        return self.codec.load_model_class()(run.model)
+
+    def generators(self, run, rank, world):
+        gens = {"data": torch.Generator().manual_seed(run.train.seed)}  # batch order, crops (and noise, 1 process)
+        if world > 1:  # each process its own quantisation noise; every process draws the same batch
+            gens["noise"] = torch.Generator().manual_seed(run.train.seed * 1_000_003 + 7919 * (rank + 1))
+        return gens
+
+    def optimizer(self, params, run):
+        t = run.train
+        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, amsgrad=t.amsgrad)
+
+    def lr_lambda(self, run):
+        return cosine_lr_lambda(run.train.steps, run.train.lr, run.train.lr_final)
+
+    def loss(self, model, core, bank, gens, run, *, rank, world, device):
+        from .data import crop_pairs
+
+        t = run.train
+        idx = torch.randint(0, len(bank), (t.batch_size,), generator=gens["data"])
+        x, y = crop_pairs(bank, idx, t.crop, gens["data"])
+        per = t.batch_size // world
+        x, y = x[rank * per:(rank + 1) * per].to(device), y[rank * per:(rank + 1) * per].to(device)
+        res = model(x, y, mode="noise", generator=gens.get("noise", gens["data"]))
+        return core.loss(res, x, y, lmbda=t.lmbda)
+
+    def log_values(self, terms):
+        t = {k: float(v.detach()) for k, v in terms.items()}
+        nan = float("nan")
+        return {"bpp_estimated": _fmt(t["bpp"]), "mse": _fmt(t["mse"]),
+                "psnr": f"{10 * math.log10(1.0 / max(t['mse'], 1e-12)):.4f}",
+                "r_y": _fmt(t.get("r_y", nan)), "r_w": _fmt(t.get("r_w", nan)),
+                "mse_side": _fmt(t.get("mse_side", nan))}
+
+    def model_state(self, core):
+        return {"state_dict": core.state_dict()}
+
+    def load(self, run, state, context=None):
+        model = self.codec.load_model_class()(run.model)
+        model.load_state_dict(state["state_dict"])
+        return model.eval().update()
+
+    def compress(self, model, x):
+        return model.compress(x)["strings"][0]
+
+    def decompress(self, model, data, side, caption, *, seed=0, num_inference_steps=None):
+        return model.decompress([data], None, side=side if self.codec.needs_side else None)
+
+    @torch.no_grad()
+    def _reference(self, model, x, side):
+        return model(x, side if self.codec.needs_side else None, mode="dequantize")
+
+    def estimated_bpp(self, model, x, side):
+        from mdic_lab.coding.bpp import bpp_from_likelihoods
+
+        ref = self._reference(model, x, side)
+        return bpp_from_likelihoods(list(ref["likelihoods"].values()), int(x.shape[-2] * x.shape[-1]))
+
+    def round_trip(self, model, x, side, data, x_hat):
+        return bool(torch.equal(x_hat, self._reference(model, x, side)["x_hat"]))
+
+
+class MDICHooks(CodecHooks):
+    """MDIC (:mod:`mdic_lab.models.mdic`)."""
+
+    log_fields = ("vq", "diff", "mask", "rate_bpp_estimated", "mask_fraction")
+    default_synthetic_eval_limit = 8
+
+    def image_size(self, run) -> tuple:
+        return tuple(run.model.image_size)
+
+    def context(self, run, *, accelerator, backbone_root=None, progress=True):
+        from mdic_lab.models.mdic.backbone import Backbone
+
+        cfg = run.model
+        if cfg.pretrained:
+            return {"backbone": Backbone.from_pretrained(cfg.pretrained, max_text_length=cfg.max_text_length),
+                    "backbone_record": {"source": "from_pretrained", "path": cfg.pretrained}}
+        from mdic_lab.models.mdic.pretrain import load_or_pretrain_backbone
+
+        if accelerator.is_main_process:  # one process pretrains / caches, the others then load
+            load_or_pretrain_backbone(cfg, run.preset, root=backbone_root, progress=progress)
+        accelerator.wait_for_everyone()
+        bb = load_or_pretrain_backbone(cfg, run.preset, root=backbone_root, progress=False)
+        return {"backbone": bb, "backbone_record": dict(getattr(bb, "provenance", None) or {"preset": run.preset})}
+
+    def record(self, context):
+        return {"backbone": context.get("backbone_record")}
+
+    def bank(self, run, dataset, context):
+        from .data import LatentBank
+
+        if isinstance(dataset, LatentBank):
+            return dataset
+        return LatentBank(dataset, context["backbone"] if run.train.cache_latents else None)
+
+    def build(self, run, bank, context):
+        from mdic_lab.data.vocabulary import build_vocabulary
+        from mdic_lab.models.mdic.model import MDIC
+
+        vocab = build_vocabulary(bank.captions, n=run.model.num_nouns)
+        return MDIC(run.model, backbone=context["backbone"], vocabulary=vocab)
+
+    def generators(self, run, rank, world):
+        seed = run.train.seed
+        return {"data": torch.Generator().manual_seed(seed),
+                "noise": torch.Generator().manual_seed(seed * 1_000_003 + 7919 * (rank + 1))}
+
+    def optimizer(self, params, run):
+        return torch.optim.AdamW(params, lr=run.train.lr, weight_decay=run.train.weight_decay)
+
+    def lr_lambda(self, run):
+        return warmup_lr_lambda(run.train.warmup_steps)
+
+    def loss(self, model, core, bank, gens, run, *, rank, world, device):
+        per = run.train.batch_size // world
+        idx = torch.randint(0, len(bank), (run.train.batch_size,), generator=gens["data"])
+        batch = bank.batch(idx[rank * per:(rank + 1) * per])
+        batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        return model(batch, generator=gens["noise"])
+
+    def log_values(self, terms):
+        t = {k: float(v.detach().mean()) for k, v in terms.items() if torch.is_tensor(v)}
+        return {"vq": _fmt(t["vq"]), "diff": _fmt(t["diff"]), "mask": _fmt(t.get("mask", float("nan"))),
+                "rate_bpp_estimated": _fmt(t["rate_bpp"]), "mask_fraction": f"{t['mask_fraction']:.4f}"}
+
+    def model_state(self, core):
+        return core.checkpoint_blob()
+
+    def load(self, run, state, context=None):
+        from mdic_lab.models.mdic.model import MDIC
+
+        backbone = (context or {}).get("backbone")
+        return MDIC.from_blob(state, backbone=backbone, source="checkpoint").eval()
+
+    def compress(self, model, x):
+        return model.compress(x)["strings"][0]
+
+    def decompress(self, model, data, side, caption, *, seed=0, num_inference_steps=None):
+        return model.decompress([data], side, [caption], seed=seed, num_inference_steps=num_inference_steps)
+
+    @torch.no_grad()
+    def estimated_bpp(self, model, x, side):
+        h, w = model.config.image_size
+        return float(model.entropy_model.rate_bits(model.encode_x(x)[2].indices)[0]) / (h * w)
+
+    @torch.no_grad()
+    def round_trip(self, model, x, side, data, x_hat):
+        idx = model.encode_x(x)[2].indices
+        return bool(torch.equal(model.decode_indices([data]).to(idx.device), idx))
