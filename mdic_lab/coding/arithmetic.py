@@ -39,9 +39,21 @@ value, and then decoding silently desynchronises.  Compute them on the CPU, in f
 float64), with the same operations in the same order on both sides -- in particular an
 autoregressive model must evaluate its probabilities at the encoder in the same batch
 layout as the decoder will (step by step), not with a parallel teacher-forced pass whose
-floating-point reductions differ.  The coder itself cannot detect a desynchronised or
-corrupted stream (range coding has no redundancy); integrity is the job of the container
-(:mod:`mdic_lab.coding.container`, CRC32 + model hash).
+floating-point reductions differ.  The coder itself cannot reliably detect a
+desynchronised or corrupted stream (range coding has no redundancy); integrity is the job
+of the container (:mod:`mdic_lab.coding.container`, CRC32 + model hash).
+
+Corrupted input
+---------------
+A payload that passed the container's CRC can still be wrong (a forged stream, a buggy
+writer).  Decoding such bytes yields either some symbols (garbage, but of the right count)
+or a :class:`~mdic_lab.coding.errors.BitstreamError` -- never another exception: every
+failure of constriction's decoder (an ``AssertionError`` when the coder reaches a state
+that no symbol of the model covers) is re-raised as a ``BitstreamError`` naming what was
+being decoded, chained from the original, and decoded values the encoder cannot have
+written (escape lengths beyond 31 bits, symbols beyond int32) are refused.  The number of
+symbols decoded is fixed by the caller's model, never read from the bytes, so decoding
+cannot run away.
 
 Examples
 --------
@@ -91,6 +103,10 @@ DEFAULT_SCALE_MIN = 0.11
 DEFAULT_ESCAPE_PROB = 2.0**-16
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _DISTRIBUTIONS = ("gaussian", "laplace")
+#: What constriction raises when the compressed words do not fit the model: ``AssertionError``
+#: ("compressed data that is invalid for the employed entropy model"); the others are caught
+#: too, at the decode call only, so that no failure caused by the bytes escapes as another type.
+_DECODER_FAILURES = (AssertionError, ValueError, RuntimeError, OverflowError, IndexError)
 
 
 # --------------------------------------------------------------------------- bytes <-> words
@@ -278,7 +294,33 @@ class StreamDecoder:
     """The mirror of :class:`StreamEncoder`: call the ``decode_*`` methods in the same order."""
 
     def __init__(self, data: bytes) -> None:
-        self._dec = _queue.RangeDecoder(bytes_to_words(data))
+        words = bytes_to_words(data)
+        try:
+            self._dec = _queue.RangeDecoder(words)
+        except _DECODER_FAILURES as exc:  # not seen in practice; kept in the one error type
+            raise BitstreamError(f"range decoder cannot start on {len(words)} words: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+        self.symbols_decoded = 0
+
+    def _decode(self, what: str, model, *params) -> np.ndarray:
+        """The one call into constriction: decode ``len(params[0])`` symbols, failures as BitstreamError.
+
+        A corrupted payload that reaches a state no symbol of the model covers makes
+        constriction raise ``AssertionError`` ("compressed data that is invalid for the
+        employed entropy model"); the arguments were validated before this call, so any
+        failure here comes from the bytes, and is reported as a :class:`BitstreamError`
+        naming what was being decoded and how many symbols had been decoded before.
+        """
+        try:
+            out = np.asarray(self._dec.decode(model, *params), dtype=np.int64)
+        except _DECODER_FAILURES as exc:
+            n = len(params[0]) if params else 1
+            raise BitstreamError(
+                f"range decoder failed on {what} ({n} symbols after {self.symbols_decoded} decoded): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        self.symbols_decoded += out.size
+        return out
 
     def decode_categorical(self, probs) -> np.ndarray:
         """Decode one symbol per row of ``probs`` (shape ``(N, K)``); returns int64 ``(N,)``."""
@@ -286,7 +328,9 @@ class StreamDecoder:
         n, k = p.shape
         if n == 0 or k == 1:
             return np.zeros(n, dtype=np.int64)
-        return np.asarray(self._dec.decode(_model.Categorical(perfect=False), p), dtype=np.int64)
+        s = self._decode("categorical symbols", _model.Categorical(perfect=False), p)
+        _check_decoded(s, 0, k - 1, "categorical symbol")
+        return s
 
     def decode_gaussian(self, means, scales, *, bound=DEFAULT_BOUND,
                         distribution="gaussian", scale_min=DEFAULT_SCALE_MIN) -> np.ndarray:
@@ -297,10 +341,12 @@ class StreamDecoder:
         family = _distribution(distribution)(-b - 1, b + 1)
         if mu.size == 0:
             return np.zeros(0, dtype=np.int64)
-        s = np.asarray(self._dec.decode(family, mu, sigma), dtype=np.int64)
+        s = self._decode(f"{distribution} symbols", family, mu, sigma)
+        _check_decoded(s, -b - 1, b + 1, f"{distribution} symbol")
         esc = np.abs(s) > b
         if esc.any():
             s[esc] = np.sign(s[esc]) * (self._decode_excess(int(esc.sum())) + b + 1)
+            _check_decoded(s, _INT32_MIN, _INT32_MAX, "escaped symbol")
         return s
 
     def decode_cdf(self, cdfs, indexes, offsets=None, *, escape_prob=DEFAULT_ESCAPE_PROB) -> np.ndarray:
@@ -310,27 +356,32 @@ class StreamDecoder:
         if n == 0:
             return np.zeros(0, dtype=np.int64)
         k = pm.shape[1] - 2
-        coded = np.asarray(self._dec.decode(_model.Categorical(perfect=False), pm[idx]), dtype=np.int64)
+        coded = self._decode("CDF-table symbols", _model.Categorical(perfect=False), pm[idx])
+        _check_decoded(coded, 0, k + 1, "CDF-table symbol")
         rel = coded - 1
         low, high = coded == 0, coded == k + 1
         esc = low | high
         if esc.any():
             excess = self._decode_excess(int(esc.sum()))
             rel[esc] = np.where(low[esc], -excess - 1, k + excess)
-        return rel + off[idx]
+        out = rel + off[idx]
+        if esc.any():
+            _check_decoded(out, _INT32_MIN, _INT32_MAX, "escaped symbol")
+        return out
 
     def _decode_excess(self, count: int) -> np.ndarray:
         uni = _model.Uniform()
-        nbits = np.asarray(self._dec.decode(uni, np.full(count, 32, dtype=np.int32)), dtype=np.int64)
+        nbits = self._decode("escape lengths", uni, np.full(count, 32, dtype=np.int32))
+        _check_decoded(nbits, 0, 31, "escape length")
         low_bits = np.minimum(nbits, 16)
         high_bits = nbits - low_bits
         payload = np.zeros(count, dtype=np.int64)
         m = low_bits > 0
         if m.any():
-            payload[m] = np.asarray(self._dec.decode(uni, (np.int64(1) << low_bits[m]).astype(np.int32)), dtype=np.int64)
+            payload[m] = self._decode("escape low bits", uni, (np.int64(1) << low_bits[m]).astype(np.int32))
         m = high_bits > 0
         if m.any():
-            hi = np.asarray(self._dec.decode(uni, (np.int64(1) << high_bits[m]).astype(np.int32)), dtype=np.int64)
+            hi = self._decode("escape high bits", uni, (np.int64(1) << high_bits[m]).astype(np.int32))
             payload[m] |= hi << 16
         v = (np.int64(1) << nbits) | payload
         return v - 1
@@ -338,6 +389,13 @@ class StreamDecoder:
     def maybe_exhausted(self) -> bool:
         """True if all data may have been consumed (range coding cannot always tell)."""
         return bool(self._dec.maybe_exhausted())
+
+
+def _check_decoded(values: np.ndarray, lo: int, hi: int, what: str) -> None:
+    """Refuse decoded values outside ``[lo, hi]`` (what the encoder can have written) as a BitstreamError."""
+    if values.size and (values.min() < lo or values.max() > hi):
+        bad = int(np.flatnonzero((values < lo) | (values > hi))[0])
+        raise BitstreamError(f"decoded {what} {int(values[bad])} at position {bad} is outside [{lo}, {hi}]")
 
 
 def _fix_bitlength(v: np.ndarray, guess: np.ndarray) -> np.ndarray:

@@ -59,6 +59,7 @@ __all__ = [
     "MAX_ELEMENTS",
     "MAX_PAYLOADS",
     "MAX_STREAM_BYTES",
+    "MAX_IMAGE_PIXELS",
     "Container",
     "BitstreamError",
     "pack",
@@ -69,6 +70,8 @@ __all__ = [
     "MODEL_TAG_BYTES",
     "write_bitstream",
     "read_bitstream",
+    "declared_image_size",
+    "require_shape",
 ]
 
 MAGIC = b"MDIC"
@@ -85,6 +88,10 @@ MAX_PAYLOADS = 4096
 MAX_SHAPES = 255
 #: Largest whole stream accepted (1 GiB).
 MAX_STREAM_BYTES = 1 << 30
+#: Largest image (H·W pixels) a codec reconstructs when the size comes from the stream alone
+#: (about 5800×5800; the largest images of the project, Cityscapes, have 2**21): a damaged or
+#: forged size field is refused before the synthesis transform allocates its activations.
+MAX_IMAGE_PIXELS = 1 << 25
 _MAX_MODEL_ID = 1024
 
 
@@ -332,6 +339,52 @@ def _parse(data: bytes, version: int) -> Container:
     if r.pos != r.end:
         raise BitstreamError(f"{r.end - r.pos} unexpected trailing bytes before the CRC")
     return Container(model_tag=tag, shapes=shapes, payloads=payloads, version=version)
+
+
+# --------------------------------------------------------------------------- checks of decoded fields
+def declared_image_size(c: Container, name: str = "x", multiple: int = 1,
+                        max_pixels: int = MAX_IMAGE_PIXELS) -> tuple:
+    """The ``(H, W)`` a stream declares under ``name``, or :class:`BitstreamError` if it is absurd.
+
+    The container only bounds sizes generically (:data:`MAX_DIM`, :data:`MAX_ELEMENTS`); a codec
+    calls this before decoding so that a damaged size never reaches its transforms: two
+    dimensions, each a positive multiple of ``multiple``, at most ``max_pixels`` pixels.
+
+    >>> c = unpack(pack("toy@0", {"x": (64, 128)}, []))
+    >>> declared_image_size(c, "x", 64)
+    (64, 128)
+    >>> declared_image_size(unpack(pack("toy@0", {"x": (64, 100)}, [])), "x", 64)
+    Traceback (most recent call last):
+    ...
+    mdic_lab.coding.errors.BitstreamError: shape 'x' = (64, 100): an image size must be two positive multiples of 64
+    """
+    if name not in c.shapes:
+        raise BitstreamError(f"stream lacks the image size {name!r}")
+    dims = tuple(c.shapes[name])
+    if len(dims) != 2 or any(d <= 0 or d % multiple for d in dims):
+        raise BitstreamError(f"shape {name!r} = {dims}: an image size must be two positive multiples of {multiple}")
+    if dims[0] * dims[1] > max_pixels:
+        raise BitstreamError(f"shape {name!r} = {dims}: {dims[0] * dims[1]} pixels exceeds the decoder's limit "
+                             f"of {max_pixels} (MAX_IMAGE_PIXELS)")
+    return dims
+
+
+def require_shape(c: Container, name: str, expected: tuple) -> tuple:
+    """Refuse (:class:`BitstreamError`) a stream whose shape ``name`` is not ``expected``.
+
+    A codec derives every latent shape from the image size; a stream that declares another
+    one was damaged or forged, and decoding it would allocate by the wrong size.
+
+    >>> require_shape(unpack(pack("toy@0", {"z": (1, 2)}, [])), "z", (1, 2))
+    (1, 2)
+    """
+    expected = tuple(int(d) for d in expected)
+    if name not in c.shapes:
+        raise BitstreamError(f"stream lacks the shape {name!r}")
+    if tuple(c.shapes[name]) != expected:
+        raise BitstreamError(f"shape {name!r} = {tuple(c.shapes[name])} does not match the image size "
+                             f"(expected {expected})")
+    return expected
 
 
 # --------------------------------------------------------------------------- files

@@ -20,6 +20,7 @@ the parameters changed) raises instead of silently coding with stale tables.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mdic_lab.coding import arithmetic
+from mdic_lab.coding.errors import BitstreamError
 from mdic_lab.models.layers import lower_bound
 
 __all__ = [
@@ -238,9 +240,18 @@ class EntropyBottleneck(EntropyModel):
         return [arithmetic.encode_cdf(s.reshape(-1), self._cdfs, idx, self._offsets) for s in symbols]
 
     def decompress(self, strings: list[bytes], size: tuple[int, int]) -> torch.Tensor:
-        """Decode byte strings to the dequantized latents (B, C, H, W) (float32)."""
+        """Decode byte strings to the dequantized latents (B, C, H, W) (float32).
+
+        ``size`` usually comes from a stream's header: anything but two positive ints raises
+        :class:`BitstreamError`, as does a payload the range decoder cannot decode.
+        """
         self._check_tables()
-        h, w = size
+        try:
+            h, w = (operator.index(v) for v in size)
+        except (TypeError, ValueError):
+            raise BitstreamError(f"latent size {size!r} must be two positive ints") from None
+        if h <= 0 or w <= 0:
+            raise BitstreamError(f"latent size {(h, w)} must be two positive ints")
         idx = self._indexes((self.channels, h, w))
         out = [arithmetic.decode_cdf(s, self._cdfs, idx, self._offsets) for s in strings]
         return torch.from_numpy(np.stack(out).reshape(len(strings), self.channels, h, w).astype(np.float32))
@@ -321,7 +332,11 @@ class GaussianConditional(EntropyModel):
         return out
 
     def decompress(self, strings: list[bytes], scales: torch.Tensor) -> torch.Tensor:
-        """Decode strings given the same predicted ``scales`` (B, C, H, W) the encoder used."""
+        """Decode strings given the same predicted ``scales`` (B, C, H, W) the encoder used.
+
+        A payload the range decoder cannot decode raises :class:`BitstreamError` (from
+        :mod:`mdic_lab.coding.arithmetic`); the number of symbols is that of ``scales``.
+        """
         self._check_tables()
         if len(strings) != scales.shape[0]:
             raise ValueError(f"got {len(strings)} strings for a batch of {scales.shape[0]} scale maps")
