@@ -70,10 +70,19 @@ class HyperCoder(nn.Module):
         return [y_strings[0], z_strings[0]], tuple(z.shape[-2:])
 
     @torch.no_grad()
-    def decompress(self, y_string: bytes, z_string: bytes, z_shape) -> torch.Tensor:
-        z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
+    def decompress(self, y_string: bytes, z_string: bytes, z_shape, names=("y", "z")) -> torch.Tensor:
+        """``ŷ`` from the payloads ``[y_string, z_string]`` of :meth:`compress` (ẑ first, then ŷ).
+
+        A payload that cannot be decoded raises :class:`BitstreamError` naming it by its
+        index and ``names`` (``"payload 1 (z): range decoder failed …"``).
+        """
+        from mdic_lab.coding.errors import payload_context
+
+        with payload_context(1, names[1]):
+            z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
         scales = self.h_s(z_hat)
-        return self.gaussian_conditional.decompress([y_string], scales)
+        with payload_context(0, names[0]):
+            return self.gaussian_conditional.decompress([y_string], scales)
 
 
 class ScaleHyperprior(ImageCodec):
@@ -128,10 +137,25 @@ class ScaleHyperprior(ImageCodec):
 
     @torch.no_grad()
     def decompress(self, strings, shape=None, side=None) -> torch.Tensor:
-        """Decode container strings to x̂ (B, 3, H, W) in [0, 1]; ``side`` is ignored."""
+        """Decode container strings to x̂ (B, 3, H, W) in [0, 1]; ``side`` is ignored.
+
+        A stream that cannot be decoded (damaged, forged, another model's) raises
+        :class:`~mdic_lab.coding.errors.BitstreamError` naming the problem; the sizes in its
+        header are checked against each other (z = x / 64) and against
+        :data:`~mdic_lab.coding.container.MAX_IMAGE_PIXELS` before anything is decoded.
+        """
+        from mdic_lab.coding.container import declared_image_size, require_shape
+        from mdic_lab.coding.errors import BitstreamError
+
         out = []
         for s in strings:
             c = self._unpack(s, 2, ("x", "z"))
-            y_hat = self.hyper.decompress(c.payloads[0], c.payloads[1], c.shapes["z"])
-            out.append(self.g_s(y_hat).clamp(0.0, 1.0))
+            h, w = declared_image_size(c, "x", self.multiple)
+            z_shape = require_shape(c, "z", (h // 64, w // 64))
+            y_hat = self.hyper.decompress(c.payloads[0], c.payloads[1], z_shape)
+            x_hat = self.g_s(y_hat).clamp(0.0, 1.0)
+            if not bool(torch.isfinite(x_hat).all()):
+                raise BitstreamError(f"the decoded latents (max |ŷ| = {float(y_hat.abs().max()):.3g}) give a "
+                                     "non-finite reconstruction: the payloads are corrupted")
+            out.append(x_hat)
         return torch.cat(out)

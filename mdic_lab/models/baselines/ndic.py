@@ -147,7 +147,15 @@ class NDIC(ImageCodec):
 
     @torch.no_grad()
     def decompress(self, strings, shape=None, side=None) -> torch.Tensor:
-        """Decode with the side image: v̂_x from the bytes, ``w = f(side)``, ``x̂ = g_sx([v̂_x, w])``."""
+        """Decode with the side image: v̂_x from the bytes, ``w = f(side)``, ``x̂ = g_sx([v̂_x, w])``.
+
+        A stream that cannot be decoded raises :class:`BitstreamError` naming the problem: its
+        image size must be the side image's, its latent sizes those implied by it (checked
+        before decoding), and its payloads must decode (``"payload 0 (v): range decoder failed …"``).
+        """
+        from mdic_lab.coding.container import declared_image_size, require_shape
+        from mdic_lab.coding.errors import payload_context
+
         if side is None:
             raise ValueError("NDIC.decompress needs side=(B, 3, H, W) side image(s) at the decoder, got None")
         check_image(side, "side", self.multiple)
@@ -157,14 +165,22 @@ class NDIC(ImageCodec):
         out = []
         for s, yi in zip(strings, side.split(1)):
             c = self._unpack(s, 2 if hyper else 1, ("x", "v") + (("z",) if hyper else ()))
-            if tuple(c.shapes["x"]) != tuple(yi.shape[-2:]):
-                raise ValueError(f"side image is {tuple(yi.shape[-2:])} but the coded image is {tuple(c.shapes['x'])}")
+            h, w = declared_image_size(c, "x", self.multiple)
+            if (h, w) != tuple(yi.shape[-2:]):
+                raise BitstreamError(f"side image is {tuple(yi.shape[-2:])} but the coded image is {(h, w)}")
+            v_shape = require_shape(c, "v", (h // 16, w // 16))
             if hyper:
-                v_hat = self.hyper.decompress(c.payloads[0], c.payloads[1], c.shapes["z"])
+                v_hat = self.hyper.decompress(c.payloads[0], c.payloads[1], require_shape(c, "z", (h // 64, w // 64)),
+                                              names=("v", "z"))
             else:
-                v_hat = self.entropy_bottleneck.decompress(c.payloads, c.shapes["v"])
-            if tuple(v_hat.shape[-2:]) != tuple(c.shapes["v"]):
-                raise BitstreamError(f"decoded latent is {tuple(v_hat.shape[-2:])}, the stream declares {c.shapes['v']}")
-            w = self.common_information(yi)
-            out.append(self.g_sx(torch.cat([v_hat, w], 1)).clamp(0.0, 1.0))
+                with payload_context(0, "v"):
+                    v_hat = self.entropy_bottleneck.decompress(c.payloads, v_shape)
+            if tuple(v_hat.shape[-2:]) != v_shape:
+                raise BitstreamError(f"decoded latent is {tuple(v_hat.shape[-2:])}, the stream declares {v_shape}")
+            w_common = self.common_information(yi)
+            x_hat = self.g_sx(torch.cat([v_hat, w_common], 1)).clamp(0.0, 1.0)
+            if not bool(torch.isfinite(x_hat).all()):
+                raise BitstreamError(f"the decoded latents (max |v̂| = {float(v_hat.abs().max()):.3g}) give a "
+                                     "non-finite reconstruction: the payloads are corrupted")
+            out.append(x_hat)
         return torch.cat(out)

@@ -256,7 +256,10 @@ class AREntropyModel(nn.Module):
 
     @torch.no_grad()
     def decompress(self, strings, grid: tuple) -> torch.Tensor:
-        """Inverse of :meth:`compress`: ``strings`` (list of bytes, or one bytes) → ``(B, h, w)`` indices."""
+        """Inverse of :meth:`compress`: ``strings`` (list of bytes, or one bytes) → ``(B, h, w)`` indices.
+
+        Bytes the range decoder cannot decode raise :class:`~mdic_lab.coding.errors.BitstreamError`.
+        """
         if self.training:
             raise RuntimeError("call .eval() before decompress(): coding needs deterministic probabilities")
         if isinstance(strings, (bytes, bytearray)):
@@ -266,6 +269,9 @@ class AREntropyModel(nn.Module):
             raise ValueError(f"grid {(h, w)} has {h * w} positions, model expects {self.num_tokens}")
         rows = []
         for data in strings:
+            # Corrupted bytes raise BitstreamError from the range decoder (arithmetic.StreamDecoder);
+            # the loop runs exactly num_tokens times whatever the bytes hold, and every decoded
+            # index is checked to lie in {0..K-1} there, so the stepper never sees a foreign token.
             dec, stepper = StreamDecoder(data), ARStepper(self)
             syms: list = []
             for i in range(self.num_tokens):

@@ -285,7 +285,13 @@ class MDIC(nn.Module):
 
     @torch.no_grad()
     def decode_indices(self, strings) -> torch.Tensor:
-        """Container strings → ``(B, h, w)`` VQ indices (checks the model id and CRC)."""
+        """Container strings → ``(B, h, w)`` VQ indices (checks the model id and CRC).
+
+        Every failure to decode a stream raises :class:`BitstreamError` naming it; the indices
+        returned lie in ``{0..K-1}`` (the range decoder checks them).
+        """
+        from mdic_lab.coding.errors import payload_context
+
         if isinstance(strings, (bytes, bytearray)):
             strings = [bytes(strings)]
         mid = self.model_id
@@ -295,7 +301,8 @@ class MDIC(nn.Module):
             if len(c.payloads) != 1 or c.shapes:
                 raise BitstreamError(f"stream has {len(c.payloads)} payloads and shapes {c.shapes}, expected one "
                                      "payload and no shapes (an MDIC stream)")
-            rows.append(self.entropy_model.decompress(c.payloads[0], self.token_grid))
+            with payload_context(0, "indices"):  # a payload that cannot be decoded: BitstreamError naming it
+                rows.append(self.entropy_model.decompress(c.payloads[0], self.token_grid))
         return torch.cat(rows, 0)
 
     @torch.no_grad()
