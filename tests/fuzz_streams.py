@@ -53,7 +53,7 @@ KINDS = {
     "random": 1,  # one payload replaced by random bytes of the same length
     "swap": 2,  # two payloads exchanged (streams with several payloads)
     "payload_count": 1,  # a payload dropped, duplicated or an empty one added
-    "shape": 2,  # one size in the header changed (streams with shapes)
+    "shape": 2,  # one size in the header changed (or one added to a stream without shapes)
 }
 
 
@@ -73,6 +73,9 @@ def _pick_payload(rng, payloads, nonempty=False):
 
 
 def _mutate_shape(rng, shapes):
+    if not shapes:  # a stream without shapes (MDIC) gets one
+        shapes["x"] = (rng.choice([1, 32, 64]), rng.choice([1, 64, 128]))
+        return f"shape 'x' added: {shapes['x']}"
     name = rng.choice(sorted(shapes))
     dims = list(shapes[name])
     if not dims or rng.random() < 0.15:  # change the number of dimensions
@@ -113,8 +116,6 @@ def mutate(stream: bytes, model_id: str, seed: int) -> Mutant:
     kinds = dict(KINDS)
     if len(payloads) < 2:
         kinds.pop("swap")
-    if not shapes:
-        kinds.pop("shape")
     if not any(payloads):
         for k in ("flip", "byte", "fill", "splice", "random"):
             kinds.pop(k)
@@ -239,7 +240,7 @@ _CAUSES = (  # BitstreamError message fragment -> cause, for the outcome counts
     ("range decoder failed", "range decoder"),
     ("expected a multiple of 4", "payload length"),
     ("payloads, the stream has", "payload count"),
-    ("payloads and shapes", "payload count"),
+    ("payloads and shapes", "payloads or shapes of an MDIC stream"),
     ("is outside [", "decoded value out of range"),
     ("non-finite", "non-finite reconstruction"),
     ("shape", "header shapes"),
