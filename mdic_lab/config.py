@@ -266,16 +266,3 @@ def config_hash(cfg) -> str:
     blob = json.dumps(config_to_dict(cfg), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:8]
 
-
-# --- transitional: the old preset API, removed with mdic_lab/train.py -------------------------------------
-MODEL_CONFIGS = {"hyperprior": HyperpriorConfig, "ndic": NDICConfig}
-
-
-def get_preset(model: str, preset: str, model_overrides: dict | None = None, train_overrides: dict | None = None):
-    from mdic_lab.registry import get_codec
-
-    c = get_codec(model)
-    name = c.canonical_preset(preset)
-    m = c.config_class().replace(**c.presets[name]["model"]).replace(**(model_overrides or {}))
-    t = c.train_config_class().replace(**c.presets[name]["train"]).replace(**(train_overrides or {}))
-    return m, t

@@ -81,6 +81,7 @@ class Codec:
     hooks: str  # "module:Class" of its run hooks (mdic_lab.runs.codecs)
     needs_side: bool  # the decoder reads the side image I_y
     needs_caption: bool  # the decoder reads a caption of I_y
+    decoder_steps: bool = False  # the decoder runs a chosen number of denoising steps
     variants: dict = field(default_factory=lambda: {"full": "the complete model"})  # name -> what it removes
     variant_field: str | None = None  # model-config field that holds the variant (None: only "full")
 
@@ -174,7 +175,7 @@ CODECS = _frozen({
         presets={p: {"model": dict(_mdic.PRESETS[p]), "train": _mdic.TRAIN_PRESETS[p].to_dict()}
                  for p in _mdic.PRESETS},
         rate_points=_mdic.RATE_POINTS, rate_knob="a rate point is a codebook size K (λ cannot move a VQ rate)",
-        hooks="mdic_lab.runs.codecs:MDICHooks", needs_side=True, needs_caption=True,
+        hooks="mdic_lab.runs.codecs:MDICHooks", needs_side=True, needs_caption=True, decoder_steps=True,
         variants=dict(_mdic.VARIANTS), variant_field="variant"),
 })
 

@@ -43,14 +43,13 @@ def runs(tmp_path_factory):
     # the second model and its stream are made in-process (the CLI train path is covered above)
     from mdic_lab.cli import load_image
     from mdic_lab.coding.container import write_bitstream
-    from mdic_lab.config import get_preset
-    from mdic_lab.train import load_model, train
+    from mdic_lab.registry import resolve
+    from mdic_lab.runs.coding import compress_image
+    from mdic_lab.runs.train import train_run
 
-    mcfg, tcfg = get_preset("hyperprior", "smoke", None, {"steps": 1})
-    train("hyperprior", mcfg, tcfg, d / "hyperprior")
-    model, _ = load_model(d / "hyperprior")
-    x = load_image(_png(d / "x2.png", 64, 128, 2))
-    write_bitstream(d / "hp.mdic", model.compress(x)["strings"][0])
+    train_run(resolve("hyperprior", "smoke", overrides={"steps": 1}), d / "hyperprior", progress=False)
+    data, _ = compress_image(d / "hyperprior", load_image(_png(d / "x2.png", 64, 128, 2)))
+    write_bitstream(d / "hp.mdic", data)
     return {"ndic": d / "ndic", "hyperprior": d / "hyperprior", "dir": d}
 
 
@@ -87,6 +86,22 @@ def test_error_paths(runs):
     assert_one_line_error(cli("decompress", runs["ndic"], d / "hp.mdic", "-o", d / "o.png"), "--side")
     # unknown preset / unknown field / bad arguments
     assert_one_line_error(cli("train", "--model", "ndic", "--preset", "huge", "--out", d / "r"), "unknown preset 'huge'")
-    assert_one_line_error(cli("train", "--model", "ndic", "--preset", "smoke", "--set", "gamma=1", "--out", d / "r"),
-                          "unknown --set key 'gamma'")
+    assert_one_line_error(cli("train", "--codec", "ndic", "--preset", "smoke", "--set", "gamma=1", "--out", d / "r"),
+                          "unknown field 'gamma' of NDICConfig or TrainConfig")
     assert_one_line_error(cli("train", "--model", "dsin", "--out", d / "r"), "invalid choice")
+    # options the codec's decoder does not read, variants and rate points it does not have: refused by the registry
+    assert_one_line_error(cli("train", "--codec", "ndic", "--preset", "smoke", "--captioner", "x", "--out", d / "r"),
+                          "--captioner does not apply to ndic")
+    assert_one_line_error(cli("train", "--codec", "ndic", "--preset", "smoke", "--variant", "no_ts", "--out", d / "r"),
+                          "unknown variant 'no_ts' of codec 'ndic' (expected one of: full)")
+    assert_one_line_error(cli("train", "--codec", "mdic", "--preset", "lab", "--rate-point", "9", "--out", d / "r"),
+                          "unknown rate point 9 of codec 'mdic'")
+    assert_one_line_error(cli("eval", runs["ndic"], "--num-inference-steps", "2"), "does not apply to ndic")
+    assert not (d / "r").exists()  # nothing was written before the refusal
+
+
+def test_codecs_lists_the_registry():
+    res = cli("codecs")
+    assert res.returncode == 0, res.stderr
+    for name in ("hyperprior:", "ndic:", "mdic:", "no_zd_zxc", "codebook size"):
+        assert name in res.stdout

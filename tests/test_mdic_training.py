@@ -1,4 +1,4 @@
-"""MDIC training: presets, backbone pretraining cache, resume = uninterrupted, two-process gloo DDP."""
+"""MDIC through the run stack: presets, backbone pretraining cache, resume = uninterrupted, two-process gloo DDP."""
 
 import json
 import os
@@ -10,10 +10,16 @@ import pytest
 import torch
 
 from mdic_lab.models.mdic import PRESETS, RATE_POINTS, MDICConfig
+from mdic_lab.models.mdic.config import MDICTrainConfig
 from mdic_lab.models.mdic.pretrain import (
     backbone_cache_dir, load_or_pretrain_backbone, pretrain_report,
 )
-from mdic_lab.models.mdic.training import CHECKPOINT, MDICTrainConfig, load_trained, train_mdic
+from mdic_lab.registry import resolve
+from mdic_lab.runs import RunDir, RunError
+from mdic_lab.runs.coding import load_run
+from mdic_lab.runs.train import train_run
+
+CHECKPOINT = "checkpoint.pt"
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,24 +100,21 @@ def test_stale_temp_folder_is_never_loaded(tmp_path):
 
 
 # ----------------------------------------------------------------------------- training
-def _params(run):
-    model, ckpt = load_trained(run)
-    return model, ckpt
+def _smoke(**overrides):
+    return resolve("mdic", "smoke", overrides=overrides)
 
 
 def test_resume_equals_uninterrupted(tmp_path, backbone_root):
-    cfg = MDICTrainConfig.preset("smoke", steps=6, ckpt_every=2)
-    a = train_mdic(SMOKE, cfg, tmp_path / "a", preset="smoke", backbone_root=backbone_root, progress=False)
-    first = train_mdic(SMOKE, cfg, tmp_path / "b", preset="smoke", backbone_root=backbone_root, max_steps=3,
-                       progress=False)
-    assert first["step"] == 3 and torch.load(tmp_path / "b" / CHECKPOINT, weights_only=True)["step"] == 3
-    b = train_mdic(SMOKE, cfg, tmp_path / "b", preset="smoke", backbone_root=backbone_root, progress=False)
+    run = _smoke(steps=6, ckpt_every=2)
+    a = train_run(run, tmp_path / "a", backbone_root=backbone_root, progress=False)
+    first = train_run(run, tmp_path / "b", backbone_root=backbone_root, max_steps=3, progress=False)
+    assert first["step"] == 3 and RunDir(tmp_path / "b").load_checkpoint()["step"] == 3
+    b = train_run(run, tmp_path / "b", backbone_root=backbone_root, progress=False)
     assert a["step"] == b["step"] == 6
-    (ma, ca), (mb, cb) = _params(tmp_path / "a"), _params(tmp_path / "b")
+    (ma, _, _), (mb, _, _) = load_run(tmp_path / "a"), load_run(tmp_path / "b")
     pa, pb = dict(ma.named_parameters()), dict(mb.named_parameters())
     assert pa.keys() == pb.keys()
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
-    assert ca["step"] == cb["step"] == 6
     sa = [r.split(",")[:-1] for r in (tmp_path / "a" / "metrics.csv").read_text().splitlines()]
     sb = [r.split(",")[:-1] for r in (tmp_path / "b" / "metrics.csv").read_text().splitlines()]
     assert sa == sb and len(sa) == 7  # header + one row per step, identical losses and lr
@@ -121,42 +124,42 @@ def test_resume_equals_uninterrupted(tmp_path, backbone_root):
 def smoke_run(tmp_path_factory, backbone_root):
     """A smoke MDIC run trained for 2 steps (checkpoint every step)."""
     run = tmp_path_factory.mktemp("runs") / "r"
-    train_mdic(SMOKE, MDICTrainConfig.preset("smoke", steps=2, ckpt_every=1), run, preset="smoke",
-               backbone_root=backbone_root, progress=False)
+    train_run(_smoke(steps=2, ckpt_every=1), run, backbone_root=backbone_root, progress=False)
     return run
 
 
 def test_checkpoint_holds_the_full_training_state(smoke_run, backbone_root):
-    cfg = MDICTrainConfig.preset("smoke", steps=2, ckpt_every=1)
-    tmp_path = smoke_run.parent
-    ck = torch.load(tmp_path / "r" / CHECKPOINT, weights_only=True)
-    for key in ("model_name", "config", "train_config", "vocabulary", "state_dict", "optimizer", "scheduler", "step",
-                "rng", "vae_scaling_factor"):
+    from mdic_lab.runs.evaluate import evaluate_model, summarize
+
+    ck = RunDir(smoke_run).load_checkpoint()
+    for key in ("codec", "model", "optimizer", "scheduler", "step", "rng", "elapsed_s"):
         assert key in ck, key
+    for key in ("config", "vocabulary", "state_dict", "vae_scaling_factor"):
+        assert key in ck["model"], key
     assert set(ck["rng"][0]) == {"torch", "numpy", "python", "generators"}
     assert set(ck["rng"][0]["generators"]) == {"data", "noise"}
     assert ck["scheduler"]["last_epoch"] == 2
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["train_config"]["steps"] == 2
-    assert not [p for p in (tmp_path / "r").iterdir() if p.name.endswith(".tmp")]
-    # the training checkpoint is an MDIC checkpoint: load it and code one image
-    model, _ = load_trained(tmp_path / "r")
+    rec = RunDir(smoke_run).read_record()
+    assert rec["train_config"]["steps"] == 2 and rec["backbone"]  # which backbone the run used
+    assert not [p for p in smoke_run.iterdir() if p.name.endswith(".tmp")]
+    # the training checkpoint loads as a codec: code one image
+    model, run, hooks = load_run(smoke_run)
     x = torch.rand(1, 3, *SMOKE.image_size, generator=torch.Generator().manual_seed(0))
     s = model.compress(x)["strings"]
     assert torch.equal(model.decode_indices(s), model.encode_x(x)[2].indices)
     # the evaluation codes real bytes: bpp_coded = 8 · bytes / pixels, indices round-trip
     from mdic_lab.data.synthetic import SyntheticStereo
-    from mdic_lab.models.mdic.evaluation import evaluate_mdic, summarize_mdic
 
     ds = SyntheticStereo("test", size=SMOKE.image_size, length=1)
-    rows = evaluate_mdic(model, ds, limit=1, num_inference_steps=2, use_lpips=False)
+    rows = evaluate_model(model, hooks, ds, limit=1, num_inference_steps=2, use_lpips=False)
     n_bytes = len(model.compress(ds[0]["left"][None])["strings"][0])
     assert rows[0]["bpp_coded"] == 8 * n_bytes / (SMOKE.image_size[0] * SMOKE.image_size[1])
-    summ = summarize_mdic(rows)
+    summ = summarize(rows)
     assert summ["all_round_trip"] and summ["bpp_payload"] < summ["bpp_coded"] and summ["lpips_available"] is False
     # a resume with another config is refused
-    with pytest.raises(ValueError, match="holds a run with another config"):
-        train_mdic(SMOKE.replace(codebook_size=16), cfg, tmp_path / "r", preset="smoke", backbone_root=backbone_root,
-                   progress=False)
+    with pytest.raises(RunError, match="holds a run with another model_config"):
+        train_run(resolve("mdic", "smoke", overrides={"steps": 2, "ckpt_every": 1, "codebook_size": 16}), smoke_run,
+                  backbone_root=backbone_root, progress=False)
 
 
 @pytest.mark.slow
@@ -166,19 +169,18 @@ def test_two_cpu_processes_gloo(tmp_path, backbone_root):
     (``accelerate launch --cpu`` starts one process unless MPI is used; torchrun is what
     ``accelerate launch --multi_gpu`` runs underneath.)
     """
-    summary = tmp_path / "summary.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "mdic_lab.models.mdic.training", "--preset", "smoke", "--steps", "2",
-           "--out", str(tmp_path / "ddp"), "--backbone-root", str(backbone_root), "--summary-json", str(summary)]
+           "-m", "mdic_lab.cli", "train", "--codec", "mdic", "--preset", "smoke", "--steps", "2",
+           "--out", str(tmp_path / "ddp"), "--backbone-root", str(backbone_root)]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads(summary.read_text())
-    assert res["num_processes"] == 2 and res["step"] == 2
-    c = res["param_checksums"]
+    outs = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert len(outs) == 2 and all(o["num_processes"] == 2 and o["step"] == 2 for o in outs)
+    c = outs[0]["param_checksums"]
     assert len(c) == 2 and c[0] == c[1]  # DDP: identical weights on both processes
-    ck = torch.load(tmp_path / "ddp" / CHECKPOINT, weights_only=True)
-    assert ck["num_processes"] == 2 and len(ck["rng"]) == 2 and ck["step"] == 2
+    ck = RunDir(tmp_path / "ddp").load_checkpoint()
+    assert RunDir(tmp_path / "ddp").read_record()["num_processes"] == 2 and len(ck["rng"]) == 2 and ck["step"] == 2
 
 
 def test_prediction_type_switch():
@@ -194,23 +196,23 @@ def test_prediction_type_switch():
     assert MDIC(SMOKE).backbone.scheduler.config.prediction_type == "epsilon"
 
 
-def test_cli_support_compress_decompress_with_caption(smoke_run):
+def test_compress_decompress_with_caption(smoke_run):
     from mdic_lab.data.synthetic import SyntheticStereo
-    from mdic_lab.models.mdic.cli_support import compress_file, decompress_file, evaluate_run, is_mdic_run
+    from mdic_lab.runs.coding import compress_image, decompress_stream
+    from mdic_lab.runs.evaluate import evaluate_run
 
-    assert is_mdic_run(json.loads((smoke_run / "config.json").read_text()))
     item = SyntheticStereo("test", size=SMOKE.image_size, length=1)[0]
-    data, info = compress_file(smoke_run, item["left"][None])
+    data, info = compress_image(smoke_run, item["left"][None])
     assert info["bytes"] == len(data) and info["bpp_coded"] == 8 * len(data) / (32 * 64)
-    x1, cap = decompress_file(smoke_run, data, item["right"][None], caption=item["caption"], num_inference_steps=2)
-    x2, _ = decompress_file(smoke_run, data, item["right"][None], caption=item["caption"], num_inference_steps=2)
+    x1, cap = decompress_stream(smoke_run, data, item["right"][None], caption=item["caption"], num_inference_steps=2)
+    x2, _ = decompress_stream(smoke_run, data, item["right"][None], caption=item["caption"], num_inference_steps=2)
     assert cap == item["caption"] and x1.shape == (1, 3, 32, 64) and torch.equal(x1, x2)
     with pytest.raises(ValueError, match="pass --caption TEXT or --captioner"):
-        decompress_file(smoke_run, data, item["right"][None])
+        decompress_stream(smoke_run, data, item["right"][None])
     with pytest.raises(ValueError, match="side image is"):
-        decompress_file(smoke_run, data, torch.rand(1, 3, 16, 16), caption="a car")
-    with pytest.raises(ValueError, match="this MDIC model codes"):
-        compress_file(smoke_run, torch.rand(1, 3, 16, 16))
+        decompress_stream(smoke_run, data, torch.rand(1, 3, 16, 16), caption="a car")
+    with pytest.raises(ValueError, match="this mdic model codes"):
+        compress_image(smoke_run, torch.rand(1, 3, 16, 16))
     summ = evaluate_run(smoke_run, limit=1, use_lpips=False, num_inference_steps=2)
     assert summ["n"] == 1 and summ["all_round_trip"]
 

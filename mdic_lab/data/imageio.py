@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_rgb", "load_label", "center_crop", "resize_rgb", "resize_labels", "to_chw_float"]
+__all__ = ["load_rgb", "load_label", "center_crop", "resize_rgb", "resize_labels", "to_chw_float", "fit_image",
+           "stereo_motorcycle"]
 
 
 def _open(path):
@@ -76,3 +77,33 @@ def to_chw_float(img: np.ndarray):
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
+
+
+def fit_image(img, size=(128, 256)):
+    """Centre-crop an (H, W, 3) uint8/float image to the aspect of ``size`` and resize → (3, H, W) float in [0, 1]."""
+    import torch
+    from PIL import Image
+
+    a = np.asarray(img)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"img must be (H, W, 3), got shape {a.shape}")
+    if a.dtype != np.uint8:
+        a = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+    h, w = a.shape[:2]
+    th, tw = size
+    if h * tw > w * th:  # too tall: crop rows
+        nh = w * th // tw
+        a = a[(h - nh) // 2:(h - nh) // 2 + nh]
+    else:
+        nw = h * tw // th
+        a = a[:, (w - nw) // 2:(w - nw) // 2 + nw]
+    im = Image.fromarray(a).resize((tw, th), Image.LANCZOS)
+    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def stereo_motorcycle(size=(128, 256)):
+    """scikit-image's Middlebury stereo pair (bundled, no download), fitted to ``size``: ``(left, right)``."""
+    from skimage import data
+
+    left, right, _ = data.stereo_motorcycle()
+    return fit_image(left, size), fit_image(right, size)

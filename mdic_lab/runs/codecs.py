@@ -59,6 +59,8 @@ class CodecHooks(abc.ABC):
     log_fields: tuple = ()
     #: images evaluated when no limit is given on the synthetic world (None: the whole split)
     default_synthetic_eval_limit: int | None = None
+    #: the model codes images of any size its transforms accept (else only :meth:`image_size`)
+    codes_any_size: bool = False
 
     def __init__(self, codec):
         self.codec = codec
@@ -142,6 +144,7 @@ class ImageCodecHooks(CodecHooks):
     """Hyperprior and NDIC (models of :mod:`mdic_lab.models.baselines`)."""
 
     log_fields = ("bpp_estimated", "mse", "psnr", "r_y", "r_w", "mse_side")
+    codes_any_size = True  # fully convolutional: any multiple of its down-sampling
 
     def image_size(self, run) -> tuple:
         return tuple(run.train.image_size)

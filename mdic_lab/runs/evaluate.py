@@ -22,7 +22,7 @@ import torch
 
 from .rundir import RunDir
 
-__all__ = ["EVAL_FIELDS", "evaluate_run", "evaluate_model", "summarize", "nan_means"]
+__all__ = ["EVAL_FIELDS", "evaluate_run", "evaluate_model", "summarize", "nan_means", "rd_points"]
 
 EVAL_FIELDS = ["name", "bpp_coded", "bpp_payload", "bpp_estimated", "psnr", "ms_ssim", "lpips", "encode_s",
                "decode_s", "round_trip"]
@@ -162,3 +162,29 @@ def evaluate_run(run_dir, *, split: str = "test", limit: int | None = None, data
     if csv_path is not None:
         write_rows_csv(csv_path, rows, EVAL_FIELDS)
     return summary
+
+
+def rd_points(run_dirs, dataset, *, limit: int | None = None, use_lpips: bool = False, csv_dir=None,
+              num_inference_steps: int | None = None) -> list[dict]:
+    """One :func:`summarize` row per run (sorted by coded bpp), coding the same ``dataset`` with real bitstreams.
+
+    Each row also names the run, its codec, step and training λ (``lmbda``; ``None`` for
+    codecs without one).  ``csv_dir``: the per-image CSV of each run as ``<run name>.csv``.
+    """
+    from pathlib import Path
+
+    from .coding import load_run
+    from .rundir import write_rows_csv
+
+    out = []
+    for run_dir in run_dirs:
+        model, run, hooks = load_run(run_dir)
+        rows = evaluate_model(model, hooks, dataset, limit=limit, use_lpips=use_lpips,
+                              num_inference_steps=num_inference_steps)
+        if csv_dir is not None:
+            write_rows_csv(Path(csv_dir) / f"{Path(run_dir).name}.csv", rows, EVAL_FIELDS)
+        s = summarize(rows)
+        s.update({"run": str(run_dir), "codec": run.codec, "lmbda": getattr(run.train, "lmbda", None),
+                  "rate_point": run.rate_point, "step": int(RunDir(run_dir).load_checkpoint()["step"])})
+        out.append(s)
+    return sorted(out, key=lambda r: r["bpp_coded"])

@@ -125,8 +125,9 @@ def train_run(run, out_dir, *, dataset=None, data="synthetic", captioner=None, c
         Default ``Accelerator(cpu=...)`` from the training config (``cpu`` field, default CPU);
         under ``accelerate launch`` / ``torchrun`` it joins the process group.
 
-    Returns the last logged row with ``out_dir``, ``step``, ``elapsed_s``, ``num_processes``
-    and one parameter checksum per process (equal under DDP).
+    Returns the last logged row with ``out_dir``, ``step``, ``elapsed_s``, ``num_processes``,
+    one parameter checksum per process (equal under DDP), this process's ``rank`` and the
+    caption-cache ``captions`` counts of ``dataset`` (``hits`` / ``misses``; ``None`` for ready banks).
     """
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
@@ -239,4 +240,5 @@ def train_run(run, out_dir, *, dataset=None, data="synthetic", captioner=None, c
     return {"out_dir": str(rd.path), "codec": run.codec, "preset": run.preset, "variant": run.variant,
             "rate_point": run.rate_point, "step": step, "elapsed_s": elapsed, "num_processes": world,
             "train_pairs": len(bank), "data": bank.source.get("spec"), "param_checksums": checksums,
+            "rank": rank, "captions": getattr(dataset, "caption_stats", None),
             **{k: v for k, v in last.items() if k not in ("step", "elapsed_s")}}

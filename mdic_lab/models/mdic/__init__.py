@@ -3,7 +3,7 @@
 One small module per part of the paper's Fig. 4:
 
 ==================  ===========================================================
-``config``          :class:`MDICConfig` (every field commented), presets, variants
+``config``          :class:`MDICConfig`, :class:`MDICTrainConfig`, presets, rate points, variants
 ``tokenizer``       offline CLIP BPE tokenizer with a checked vocabulary
 ``backbone``        frozen VAE + CLIP text encoder, UNet ε_θ, DDIM (diffusers)
 ``hyperalign``      H_ax / H_ay (Eqs. 1–2)
@@ -15,16 +15,16 @@ One small module per part of the paper's Fig. 4:
 ``decoder``         conditional diffusion loss (Eq. 19) and DDIM sampling (Eqs. 15–18)
 ``model``           :class:`MDIC` assembly, losses (Eqs. 22–23), compress/decompress
 ``pretrain``        the small backbone of smoke/lab: VAE + contrastive text encoder, cached
-``training``        accelerate training loop, atomic checkpoints, exact resume, DDP
-``evaluation``      coded bpp from the bytes, PSNR / MS-SSIM / LPIPS per pair
 ``tour``            every intermediate of one pair (notebook 08)
-``cli_support``     what ``mdic-lab train/eval/compress/decompress`` do for MDIC runs
 ==================  ===========================================================
+
+Training, evaluation and the command line are the same for every codec
+(:mod:`mdic_lab.runs`, :mod:`mdic_lab.cli`); this package knows nothing of them.
 """
 
-from .config import PRESET_ALIASES, PRESETS, RATE_POINTS, SD21_BASE_HUB_ID, VARIANTS, MDICConfig
+from .config import PRESET_ALIASES, PRESETS, RATE_POINTS, SD21_BASE_HUB_ID, VARIANTS, MDICConfig, MDICTrainConfig
 
-__all__ = ["MDICConfig", "VARIANTS", "PRESETS", "PRESET_ALIASES", "RATE_POINTS", "SD21_BASE_HUB_ID", "MDIC", "Backbone", "load_clip_tokenizer"]
+__all__ = ["MDICConfig", "MDICTrainConfig", "VARIANTS", "PRESETS", "PRESET_ALIASES", "RATE_POINTS", "SD21_BASE_HUB_ID", "MDIC", "Backbone", "load_clip_tokenizer"]
 
 
 def __getattr__(name):  # lazy: importing the config must not import torch/diffusers
