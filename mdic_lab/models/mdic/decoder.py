@@ -24,8 +24,7 @@ ablation switch removes its part from the anchor too: ``no_zd`` → no z_d in th
 ``no_zd_zxc`` → only the transmitted ẑ_x).  The UNet thus learns a correction around a
 side-information estimate of ``z_Lx`` instead of the whole latent, and the scheduler is set
 to ``prediction_type="sample"`` (the loss of Eq. 19 in its x_0 form, ``E||z_0 − x̂_0||²``).
-Measured on the lab preset (16 held-out pairs, same 150-step budget): see the ``lab`` entry of
-``config.PRESETS`` (anchored 17.5 dB / MS-SSIM 0.60 vs 16.8 dB / 0.48 for v-prediction without anchor).
+Why the ``lab`` preset uses it, measured: ``docs/mdic_lab_presets.md``.
 
 Training time steps (``MDICConfig.train_timesteps``): ``"uniform"`` draws ``t ~ U{0..T−1}``
 (Eq. 19); ``"inference"`` draws ``t`` uniformly from the ``num_inference_steps`` DDIM time
