@@ -271,14 +271,14 @@ def test_checkpoint_round_trip(tmp_path, full_model, coded):
     from mdic_lab.models.mdic.model import MDIC
 
     batch, c = coded
-    path = full_model.save_checkpoint(tmp_path / "ckpt" / "mdic.pt")
-    loaded = MDIC.load_checkpoint(path).eval()
+    torch.save(full_model.checkpoint_blob(), tmp_path / "mdic.pt")
+    loaded = MDIC.from_blob(torch.load(tmp_path / "mdic.pt", weights_only=True)).eval()
     assert loaded.model_id == full_model.model_id
     assert loaded.compress(batch["left"])["strings"] == c["strings"]
     a = full_model.decompress(c["strings"], batch["right"], batch["caption"], seed=3)
     assert torch.equal(loaded.decompress(c["strings"], batch["right"], batch["caption"], seed=3), a)
-    with pytest.raises(FileNotFoundError, match="no MDIC checkpoint"):
-        MDIC.load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="is not an MDIC checkpoint"):
+        MDIC.from_blob({"model_name": "ndic"})
 
 
 def test_mdic_from_local_pretrained_directory(tmp_path):

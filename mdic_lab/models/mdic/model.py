@@ -355,12 +355,6 @@ class MDIC(nn.Module):
         return self.token_grid[0] * self.token_grid[1] * math.log2(self.config.codebook_size) / (h * w)
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, path):
-        """Write ``{model_name, config, vocabulary, state_dict}`` to ``path`` atomically (torch.save)."""
-        from mdic_lab.atomic import atomic_torch_save
-
-        return atomic_torch_save(self.checkpoint_blob(), path)
-
     def checkpoint_blob(self) -> dict:
         """``{model_name, config, vocabulary, vae_scaling_factor, state_dict}`` (what a checkpoint holds).
 
@@ -391,16 +385,3 @@ class MDIC(nn.Module):
         model.load_state_dict(blob["state_dict"])
         return model
 
-    @classmethod
-    def load_checkpoint(cls, path, backbone: Backbone | None = None) -> "MDIC":
-        """Rebuild the model from its saved config and load the weights (strict)."""
-        from pathlib import Path
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no MDIC checkpoint at {path}")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # truncated or foreign file
-            raise ValueError(f"cannot read MDIC checkpoint {path}: {type(exc).__name__}: {exc}") from None
-        return cls.from_blob(blob, backbone=backbone, source=str(path))
