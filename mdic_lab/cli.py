@@ -202,6 +202,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_eval(args) -> int:
     _check_limit(args.limit, "--limit")
+    _check_limit(args.batch_size, "--batch-size")
     codec = _run_codec(args.model_dir)
     _check_decoder_flags(codec, args)
     if args.data is not None:
@@ -213,7 +214,7 @@ def _cmd_eval(args) -> int:
     print(_json(evaluate_run(args.model_dir, split=args.split, limit=args.limit, data=args.data,
                              captioner=args.captioner, caption_cache=args.caption_cache,
                              num_inference_steps=args.num_inference_steps, use_lpips=not args.no_lpips,
-                             tag=args.tag, csv_path=args.csv)))
+                             tag=args.tag, csv_path=args.csv, batch_size=args.batch_size)))
     return 0
 
 
@@ -327,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "synthetic world: 8)")
     e.add_argument("--csv", help="also write the per-image CSV here")
     e.add_argument("--tag", help="name of this evaluation: RUN/eval/<split>-<tag>.{csv,json}")
+    e.add_argument("--batch-size", type=int, default=1, help="images coded together (each decodes as it "
+                   "would alone; times are per image)")
     e.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     e.add_argument("--data", metavar="SPEC", help="pairs to code (default: the run's training data, from its "
                    "config.json): synthetic | kitti:ROOT | cityscapes:ROOT")

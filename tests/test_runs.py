@@ -156,3 +156,17 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, backbone_root, codec, st
     assert _same_weights(tmp_path / "straight", tmp_path / "killed")
     with open(tmp_path / "killed" / "metrics.csv") as f:  # no duplicated or lost log rows after the kill
         assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(every // 2, steps + 1, every // 2))
+
+
+@pytest.mark.parametrize("codec", list(CODECS))
+def test_batched_evaluation_decodes_each_image_as_alone(tmp_path, backbone_root, codec):
+    run = resolve(codec, "smoke", overrides={"steps": 2})
+    train_run(run, tmp_path / "r", progress=False, backbone_root=backbone_root)
+    one = evaluate_run(tmp_path / "r", limit=3, use_lpips=False, num_inference_steps=2, tag="b1")
+    three = evaluate_run(tmp_path / "r", limit=3, use_lpips=False, num_inference_steps=2, batch_size=2, tag="b2")
+    a, b = RunDir(tmp_path / "r").read_eval_rows("test", "b1"), RunDir(tmp_path / "r").read_eval_rows("test", "b2")
+    assert [r["name"] for r in a] == [r["name"] for r in b] and len(a) == 3
+    for ra, rb in zip(a, b):
+        assert ra["bpp_coded"] == rb["bpp_coded"] and ra["round_trip"] == rb["round_trip"] == "True"
+        assert float(ra["psnr"]) == pytest.approx(float(rb["psnr"]), abs=1e-3)  # equal up to float rounding
+    assert one["batch_size"] == 1 and three["batch_size"] == 2

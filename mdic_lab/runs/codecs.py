@@ -124,20 +124,23 @@ class CodecHooks(abc.ABC):
         """The trained model in eval mode, ready to code."""
 
     @abc.abstractmethod
-    def compress(self, model, x: torch.Tensor) -> bytes:
-        """One image ``(1, 3, H, W)`` → the container bytes (the encoder sees x only)."""
+    def compress(self, model, x: torch.Tensor) -> list[bytes]:
+        """Images ``(B, 3, H, W)`` → one container per image (the encoder sees x only)."""
 
     @abc.abstractmethod
-    def decompress(self, model, data: bytes, side, caption, *, seed: int = 0, num_inference_steps=None):
-        """Container bytes (+ side image / caption where the decoder needs them) → ``(1, 3, H, W)``."""
+    def decompress(self, model, streams: list, side, captions, *, seed: int = 0, num_inference_steps=None):
+        """Containers (+ side images / captions where the decoder needs them) → ``(B, 3, H, W)``.
+
+        Each image decodes as it would alone (a batch only shares the work).
+        """
 
     @abc.abstractmethod
-    def estimated_bpp(self, model, x: torch.Tensor, side) -> float:
-        """The entropy model's ESTIMATE of the bits per pixel of x (never called coded)."""
+    def estimated_bpp(self, model, x: torch.Tensor, side) -> list[float]:
+        """The entropy model's ESTIMATE of the bits per pixel of each image (never called coded)."""
 
     @abc.abstractmethod
-    def round_trip(self, model, x, side, data: bytes, x_hat) -> bool:
-        """Whether the decoder reproduced what the encoder meant exactly (codec-specific check)."""
+    def round_trip(self, model, x, side, streams: list, x_hat) -> list[bool]:
+        """Per image, whether the decoder reproduced what the encoder meant exactly (codec-specific check)."""
 
 
 class ImageCodecHooks(CodecHooks):
@@ -198,10 +201,10 @@ class ImageCodecHooks(CodecHooks):
         return model.eval().update()
 
     def compress(self, model, x):
-        return model.compress(x)["strings"][0]
+        return list(model.compress(x)["strings"])
 
-    def decompress(self, model, data, side, caption, *, seed=0, num_inference_steps=None):
-        return model.decompress([data], None, side=side if self.codec.needs_side else None)
+    def decompress(self, model, streams, side, captions, *, seed=0, num_inference_steps=None):
+        return model.decompress(list(streams), None, side=side if self.codec.needs_side else None)
 
     @torch.no_grad()
     def _reference(self, model, x, side):
@@ -210,11 +213,17 @@ class ImageCodecHooks(CodecHooks):
     def estimated_bpp(self, model, x, side):
         from mdic_lab.coding.bpp import bpp_from_likelihoods
 
-        ref = self._reference(model, x, side)
-        return bpp_from_likelihoods(list(ref["likelihoods"].values()), int(x.shape[-2] * x.shape[-1]))
+        npix = int(x.shape[-2] * x.shape[-1])
+        out = []
+        for i in range(x.shape[0]):  # the likelihoods of one image at a time
+            ref = self._reference(model, x[i:i + 1], None if side is None else side[i:i + 1])
+            out.append(bpp_from_likelihoods(list(ref["likelihoods"].values()), npix))
+        return out
 
-    def round_trip(self, model, x, side, data, x_hat):
-        return bool(torch.equal(x_hat, self._reference(model, x, side)["x_hat"]))
+    def round_trip(self, model, x, side, streams, x_hat):
+        return [bool(torch.equal(x_hat[i:i + 1], self._reference(model, x[i:i + 1], None if side is None
+                                                                   else side[i:i + 1])["x_hat"]))
+                for i in range(x.shape[0])]
 
 
 class MDICHooks(CodecHooks):
@@ -291,17 +300,18 @@ class MDICHooks(CodecHooks):
         return MDIC.from_blob(state, backbone=backbone, source="checkpoint").eval()
 
     def compress(self, model, x):
-        return model.compress(x)["strings"][0]
+        return list(model.compress(x)["strings"])
 
-    def decompress(self, model, data, side, caption, *, seed=0, num_inference_steps=None):
-        return model.decompress([data], side, [caption], seed=seed, num_inference_steps=num_inference_steps)
+    def decompress(self, model, streams, side, captions, *, seed=0, num_inference_steps=None):
+        return model.decompress(list(streams), side, list(captions), seed=seed, num_inference_steps=num_inference_steps)
 
     @torch.no_grad()
     def estimated_bpp(self, model, x, side):
         h, w = model.config.image_size
-        return float(model.entropy_model.rate_bits(model.encode_x(x)[2].indices)[0]) / (h * w)
+        return [float(b) / (h * w) for b in model.entropy_model.rate_bits(model.encode_x(x)[2].indices)]
 
     @torch.no_grad()
-    def round_trip(self, model, x, side, data, x_hat):
+    def round_trip(self, model, x, side, streams, x_hat):
         idx = model.encode_x(x)[2].indices
-        return bool(torch.equal(model.decode_indices([data]).to(idx.device), idx))
+        dec = model.decode_indices(list(streams)).to(idx.device)
+        return [bool(torch.equal(dec[i], idx[i])) for i in range(idx.shape[0])]

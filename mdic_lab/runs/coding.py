@@ -39,7 +39,7 @@ def compress_image(run_dir, image) -> tuple[bytes, dict]:
 
     model, run, hooks = load_run(run_dir)
     _check_size(image, hooks, run, "image")
-    data = hooks.compress(model, image)
+    data = hooks.compress(model, image)[0]
     npix = int(image.shape[-2] * image.shape[-1])
     return data, {"bytes": len(data), "bpp_coded": bpp_from_bytes(data, npix), "codec": run.codec,
                   "model_id": model.model_id}
@@ -84,5 +84,5 @@ def decompress_stream(run_dir, data: bytes, side=None, *, caption: str | None = 
     model, run, hooks = load_run(run_dir)
     if side is not None:
         _check_size(side, hooks, run, "side image")
-    x_hat = hooks.decompress(model, data, side, text, seed=seed, num_inference_steps=num_inference_steps)
+    x_hat = hooks.decompress(model, [data], side, [text], seed=seed, num_inference_steps=num_inference_steps)
     return x_hat, text

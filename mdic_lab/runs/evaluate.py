@@ -64,11 +64,14 @@ def _lpips_fn(use_lpips: bool):
 
 @torch.no_grad()
 def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips: bool = True, seed: int = 0,
-                   num_inference_steps: int | None = None, captioner=None, progress: bool = False) -> list[dict]:
+                   num_inference_steps: int | None = None, captioner=None, batch_size: int = 1,
+                   progress: bool = False) -> list[dict]:
     """Per-image rows (:data:`EVAL_FIELDS`) for the first ``limit`` pairs of ``dataset``.
 
     ``captioner`` (a callable or a BLIP-2 folder / hub id) captions the side views of codecs
     whose decoder reads a caption; default: the dataset's own caption of the side view.
+    ``batch_size`` images go through the encoder and the decoder together (each still decodes
+    as it would alone); ``encode_s`` / ``decode_s`` are then the batch's time divided by its size.
     """
     from mdic_lab import metrics as M
     from mdic_lab.coding.bpp import bpp_from_bytes
@@ -78,6 +81,8 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
         from mdic_lab.data.sources import make_captioner
 
         captioner = make_captioner(captioner)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     n = len(dataset) if limit is None else min(int(limit), len(dataset))
     if n <= 0:
         raise ValueError(f"nothing to evaluate: dataset has {len(dataset)} pairs, limit={limit}")
@@ -86,43 +91,52 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
     from tqdm.auto import tqdm
 
     rows = []
-    for i in tqdm(range(n), desc="evaluate", disable=not progress, mininterval=30.0, leave=False):
-        item = dataset[i]
-        x, y = item["left"].float()[None], item["right"].float()[None]  # (1, 3, H, W)
-        caption = None
+    bar = tqdm(total=n, desc="evaluate", disable=not progress, mininterval=30.0, leave=False)
+    for start in range(0, n, batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, n))]
+        x = torch.stack([it["left"].float() for it in items])  # (B, 3, H, W)
+        y = torch.stack([it["right"].float() for it in items])
+        captions = None
         if needs_caption:
-            caption = captioner(item["right"]) if captioner is not None else item["caption"]
-        npix = int(x.shape[-2] * x.shape[-1])
+            captions = [captioner(it["right"]) if captioner is not None else it["caption"] for it in items]
+        npix, b = int(x.shape[-2] * x.shape[-1]), len(items)
         t0 = time.perf_counter()
-        data = hooks.compress(model, x)
+        streams = hooks.compress(model, x)
         t1 = time.perf_counter()
-        x_hat = hooks.decompress(model, data, y, caption, seed=seed, num_inference_steps=num_inference_steps)
+        x_hat = hooks.decompress(model, streams, y, captions, seed=seed, num_inference_steps=num_inference_steps)
         t2 = time.perf_counter()
-        rows.append({
-            "name": item.get("name", f"{item.get('index', i):05d}"),
-            "bpp_coded": bpp_from_bytes(data, npix),
-            "bpp_payload": 8.0 * sum(len(p) for p in unpack(data).payloads) / npix,
-            "bpp_estimated": float(hooks.estimated_bpp(model, x, y)),
-            "psnr": float(M.psnr(x_hat, x)),
-            # 5-scale MS-SSIM needs min(H, W) > 96 (window 7); smaller images get NaN
-            "ms_ssim": float(M.ms_ssim(x_hat, x)) if min(x.shape[-2:]) > 96 else float("nan"),
-            "lpips": float(lp(x_hat, x)) if lp is not None else float("nan"),
-            "encode_s": t1 - t0,
-            "decode_s": t2 - t1,
-            "round_trip": hooks.round_trip(model, x, y, data, x_hat),
-        })
+        estimated = hooks.estimated_bpp(model, x, y)
+        exact = hooks.round_trip(model, x, y, streams, x_hat)
+        for j, it in enumerate(items):
+            xj, hj = x[j:j + 1], x_hat[j:j + 1]
+            rows.append({
+                "name": it.get("name", f"{it.get('index', start + j):05d}"),
+                "bpp_coded": bpp_from_bytes(streams[j], npix),
+                "bpp_payload": 8.0 * sum(len(p) for p in unpack(streams[j]).payloads) / npix,
+                "bpp_estimated": float(estimated[j]),
+                "psnr": float(M.psnr(hj, xj)),
+                # 5-scale MS-SSIM needs min(H, W) > 96 (window 7); smaller images get NaN
+                "ms_ssim": float(M.ms_ssim(hj, xj)) if min(x.shape[-2:]) > 96 else float("nan"),
+                "lpips": float(lp(hj, xj)) if lp is not None else float("nan"),
+                "encode_s": (t1 - t0) / b,
+                "decode_s": (t2 - t1) / b,
+                "round_trip": bool(exact[j]),
+            })
+        bar.update(b)
+    bar.close()
     return rows
 
 
 def evaluate_run(run_dir, *, split: str = "test", limit: int | None = None, data: str | None = None,
                  captioner=None, caption_cache=None, num_inference_steps: int | None = None, seed: int = 0,
                  use_lpips: bool = True, tag: str | None = None, csv_path=None, dataset=None,
-                 progress: bool = False) -> dict:
+                 batch_size: int = 1, progress: bool = False) -> dict:
     """Evaluate a trained run on ``split`` with real bitstreams; write ``eval/<split>[-tag].{csv,json}``.
 
     ``data`` / ``captioner`` default to what the run was trained with (its ``config.json``);
     ``limit`` defaults to the whole split (MDIC on the synthetic world: 8 pairs); ``dataset``
     replaces the data spec with ready pairs.  ``csv_path`` also writes the per-image CSV there.
+    ``batch_size`` images are coded together (see :func:`evaluate_model`).
     Returns the summary (means, ``n``, coded and estimated bpp apart, run identity).
     """
     from mdic_lab.data.sources import parse_data_spec
@@ -149,12 +163,13 @@ def evaluate_run(run_dir, *, split: str = "test", limit: int | None = None, data
                                   caption_cache=caption_cache)
         captioner = None  # the opened pairs carry the captioner's captions
     rows = evaluate_model(model, hooks, dataset, limit=limit, use_lpips=use_lpips, seed=seed,
-                          num_inference_steps=num_inference_steps, captioner=captioner, progress=progress)
+                          num_inference_steps=num_inference_steps, captioner=captioner, batch_size=batch_size,
+                          progress=progress)
     ckpt_step = int(rd.load_checkpoint()["step"])
     summary = {"run": str(rd.path), "codec": run.codec, "preset": run.preset, "variant": run.variant,
                "rate_point": run.rate_point, "split": split, "data": str(spec) if spec is not None else "custom",
                "step": ckpt_step, "model_id": model.model_id, "num_inference_steps": num_inference_steps,
-               "seed": seed, **summarize(rows)}
+               "seed": seed, "batch_size": batch_size, **summarize(rows)}
     if hasattr(dataset, "describe"):
         summary["captioner"] = dataset.describe().get("captioner")
         summary["captions"] = dataset.caption_stats

@@ -159,10 +159,12 @@ def diffusion_loss(unet, scheduler, z0: torch.Tensor, visual: torch.Tensor, text
 @torch.no_grad()
 def ddim_sample(unet, scheduler, visual: torch.Tensor, text: torch.Tensor, latent_shape: tuple,
                 num_inference_steps: int = 10, generator: torch.Generator | None = None,
-                return_trajectory: bool = False, anchor: torch.Tensor | None = None):
+                return_trajectory: bool = False, anchor: torch.Tensor | None = None,
+                noise: torch.Tensor | None = None):
     """Denoise ``z_T ~ N(0, I)`` to ``ẑ_0`` in ``num_inference_steps`` DDIM steps (Eq. 17 with η = 0).
 
-    The scheduler is copied, so the caller's scheduler state is not modified.  With
+    ``z_T`` is ``noise`` if given (shape ``latent_shape``), else drawn from ``generator``; η = 0
+    makes every later step deterministic.  The scheduler is copied, so the caller's scheduler state is not modified.  With
     ``return_trajectory`` it returns ``(ẑ_0, [x̂_0 prediction after each step])``, where the
     prediction is ``(z_t − √(1 − ᾱ_t) ε_θ) / √ᾱ_t`` (the DDIM "predicted x_0").  With ``anchor``
     the model output is ``anchor + UNet(...)`` (an x_0 prediction, see :func:`diffusion_loss`).
@@ -171,7 +173,11 @@ def ddim_sample(unet, scheduler, visual: torch.Tensor, text: torch.Tensor, laten
         raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
     sched = copy.deepcopy(scheduler)
     sched.set_timesteps(num_inference_steps)
-    z = torch.randn(tuple(latent_shape), generator=generator).to(visual.device if visual is not None else text.device)
+    if noise is None:
+        noise = torch.randn(tuple(latent_shape), generator=generator)
+    elif tuple(noise.shape) != tuple(latent_shape):
+        raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {tuple(latent_shape)}")
+    z = noise.to(visual.device if visual is not None else text.device)
     z = z * sched.init_noise_sigma
     traj = []
     for t in sched.timesteps:

@@ -323,15 +323,24 @@ class MDIC(nn.Module):
     def reconstruct_from_indices(self, indices: torch.Tensor, images_y, captions, seed: int = 0,
                                  num_inference_steps: int | None = None,
                                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """The decoder after entropy decoding: ẑ_x = codebook[indices] → Î_x in [0, 1] (Eqs. 13–18)."""
+        """The decoder after entropy decoding: ẑ_x = codebook[indices] → Î_x in [0, 1] (Eqs. 13–18).
+
+        Without ``generator``, every image of the batch starts from the same noise
+        ``z_T ~ N(0, I)`` drawn from ``seed``, so an image decodes the same alone or in a batch.
+        """
         zx_hat = self.vq.lookup(indices)
         parts = self.decoder_side(zx_hat, images_y, captions, stochastic=False)
         visual, text = self.condition(parts)
-        g = generator if generator is not None else torch.Generator().manual_seed(int(seed))
         c_lat = self.backbone.vae.config.latent_channels
+        shape = (indices.shape[0], c_lat) + tuple(self.latent_grid)
+        if generator is None:  # one draw per image from the decoder's seed: batch-invariant
+            noise = torch.cat([torch.randn((1,) + shape[1:], generator=torch.Generator().manual_seed(int(seed)))
+                               for _ in range(shape[0])])
+        else:
+            noise = torch.randn(shape, generator=generator)
         steps = self.config.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
-        z0 = ddim_sample(self.backbone.unet, self.backbone.scheduler, visual, text,
-                         (indices.shape[0], c_lat) + tuple(self.latent_grid), steps, g, anchor=self.anchor(visual))
+        z0 = ddim_sample(self.backbone.unet, self.backbone.scheduler, visual, text, shape, steps, noise=noise,
+                         anchor=self.anchor(visual))
         return ((self.backbone.decode_latent(z0) + 1.0) / 2.0).clamp(0.0, 1.0)  # Eq. 18
 
     def bpp(self, strings) -> list:
