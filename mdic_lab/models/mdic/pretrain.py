@@ -27,21 +27,41 @@ The result is written with :meth:`Backbone.save_pretrained` into
 the config, the pretraining config and the data generator; the UNet ε_θ is not pretrained and
 is built fresh from the config at every load), atomically (a temporary folder is
 renamed into place), together with ``pretrain.json`` (the measured VAE reconstruction PSNR,
-the contrastive retrieval accuracy, the time taken).  Later calls load it with
-:meth:`Backbone.from_pretrained`, whose VAE and text encoder are frozen.
+the contrastive retrieval accuracy, the time taken, and who made it: command, git commit,
+machine).  Later calls load it with :meth:`Backbone.from_pretrained`, whose VAE and text
+encoder are frozen.
+
+Shipped copy.  The ``lab`` backbone also ships inside the package (``shipped/lab/``: the VAE
+and the text encoder in half precision, their configs, ``pretrain.json`` and
+``provenance.json``, see ``docs/lab_backbone.md``), so a fresh install trains MDIC without
+the pretraining wait.  :func:`load_or_pretrain_backbone` looks there first and uses a shipped
+folder only when its key equals the requested one (same config fields, pretraining config
+and data generator); the weights are upcast to float32 on load.  The returned backbone's
+``provenance`` attribute says which copy was used (``source``: ``shipped``, ``cache`` or
+``pretrained``).  Remake it with::
+
+    python -m mdic_lab.models.mdic.pretrain --preset lab --export mdic_lab/models/mdic/shipped/lab
+
+Progress: a tqdm bar in a terminal or a notebook, otherwise (a log file, a pipe) a plain
+line on stderr every :data:`PROGRESS_LOG_INTERVAL_S` seconds.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
 import math
 import os
+import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -52,7 +72,21 @@ from .backbone import Backbone
 from .config import PRESET_ALIASES
 
 __all__ = ["PretrainConfig", "PRETRAIN_PRESETS", "ImageTower", "pretrain_backbone", "backbone_cache_dir",
-           "load_or_pretrain_backbone", "default_backbone_root", "vae_psnr", "info_nce"]
+           "load_or_pretrain_backbone", "default_backbone_root", "vae_psnr", "info_nce", "backbone_key",
+           "ensure_pretrained", "export_backbone", "find_shipped_backbone", "load_shipped_backbone",
+           "shipped_provenance", "SHIPPED_ROOT", "MAX_SHIPPED_BYTES", "main"]
+
+#: Where the package's shipped backbones live (one folder per preset, see :func:`export_backbone`).
+SHIPPED_ROOT = Path(__file__).resolve().parent / "shipped"
+#: Size limit of one shipped backbone folder (bytes): it lives in the git repository.
+MAX_SHIPPED_BYTES = 10_000_000
+#: Half-precision formats a backbone can be shipped in.
+SHIP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+#: Seconds between two plain progress lines when stderr is neither a terminal nor a notebook.
+PROGRESS_LOG_INTERVAL_S = 30.0
+#: Files whose edits change what pretraining produces (their git state is recorded with the weights).
+_SOURCE_FILES = ("mdic_lab/models/mdic/pretrain.py", "mdic_lab/models/mdic/backbone.py",
+                 "mdic_lab/models/mdic/config.py", "mdic_lab/models/mdic/tokenizer.py", "mdic_lab/data")
 
 #: Fields of :class:`MDICConfig` that shape the pretrained parts (and hence the cache key).  The
 #: UNet is not pretrained: it is built fresh from the config (seeded) whenever the backbone loads,
@@ -109,10 +143,7 @@ class PretrainConfig:
 PRETRAIN_PRESETS = {
     "smoke": PretrainConfig(vae_steps=4, vae_batch_size=2, vae_crop=None, text_steps=4, text_batch_size=4,
                             tower_size=(16, 32), train_length=8, eval_length=4),
-    # lab: 2400 VAE steps on 64×128 crops (batch 8, flips, warm-up + cosine decay) over 512 pairs →
-    # 22.7 dB validation PSNR with colours and objects (37 min on the shared machine, ~20 CPU-minutes; once,
-    # cached).  Measured history: 400 steps on 32×64 crops → 17.8 dB with washed-out colours (the decoder
-    # could not show the scene); 1200 such steps → 18.7 dB; 800 constant-lr steps on 64×128 crops → 20.0 dB.
+    # lab: long enough on large crops for the decoder to show colours and objects (docs/lab_backbone.md)
     "lab": PretrainConfig(vae_steps=2400, vae_batch_size=8, vae_crop=(64, 128), vae_warmup_steps=50,
                           vae_final_lr_fraction=0.05, vae_hflip=True, train_length=512),
 }
@@ -156,6 +187,13 @@ def default_backbone_root() -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "mdic_lab") / "backbones"
 
 
+def backbone_key(config, preset: str, pcfg: PretrainConfig | None = None) -> str:
+    """``<preset>-<hash>``: the name of the pretrained backbone of ``config`` (cache folder, shipped copy)."""
+    preset = PRESET_ALIASES.get(preset, preset)
+    pcfg = PRETRAIN_PRESETS[preset] if pcfg is None else pcfg
+    return f"{preset}-{_key(config, pcfg)}"
+
+
 def _key(config, pcfg: PretrainConfig) -> str:
     from mdic_lab.data.synthetic import GENERATOR_ID
 
@@ -167,9 +205,7 @@ def _key(config, pcfg: PretrainConfig) -> str:
 
 def backbone_cache_dir(config, preset: str, pcfg: PretrainConfig | None = None, root=None) -> Path:
     """Cache folder ``<root>/<preset>-<hash>`` of the pretrained backbone of ``config``."""
-    preset = PRESET_ALIASES.get(preset, preset)
-    pcfg = PRETRAIN_PRESETS[preset] if pcfg is None else pcfg
-    return (Path(root) if root is not None else default_backbone_root()) / f"{preset}-{_key(config, pcfg)}"
+    return (Path(root) if root is not None else default_backbone_root()) / backbone_key(config, preset, pcfg)
 
 
 def vae_lr_lambda(pcfg: PretrainConfig):
@@ -215,11 +251,85 @@ def vae_psnr(vae, images: torch.Tensor, batch_size: int = 8) -> float:
     return float((10 * torch.log10(1.0 / m.clamp_min(1e-12))).mean())
 
 
-def _progress(total, desc, enabled):
-    from tqdm.auto import tqdm
-    import sys
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (where tqdm.auto draws a widget, or a text bar the front end redraws)."""
+    if "IPython" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
-    return tqdm(total=total, desc=desc, disable=not (enabled and sys.stderr.isatty()), leave=False)
+
+def _fmt_s(seconds: float) -> str:
+    """Seconds as ``1h02m05s`` / ``1m15s`` / ``7s``.
+
+    >>> _fmt_s(75.2), _fmt_s(3725), _fmt_s(7)
+    ('1m15s', '1h02m05s', '7s')
+    """
+    s = int(round(seconds))
+    h, m = divmod(s, 3600)
+    m, s = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+class LineProgress:
+    """Progress as plain lines for logs and pipes (where a tqdm bar is one endless ``\\r`` line).
+
+    Same calls as tqdm (``update``, ``set_postfix``, ``close``).  Writes a line when it starts,
+    then at most every ``interval`` seconds, and one when it closes::
+
+        pretrain VAE: 120/2400 (5%) loss=0.0123 elapsed 1m02s eta 19m40s
+    """
+
+    def __init__(self, total: int, desc: str, stream=None, interval: float | None = None):
+        self.total, self.desc, self.n = int(total), desc, 0
+        self.stream = stream
+        self.interval = PROGRESS_LOG_INTERVAL_S if interval is None else float(interval)
+        self.postfix = ""
+        self.t0 = self._last = time.monotonic()
+        self._closed = False
+        self._write()
+
+    def _write(self):
+        el = time.monotonic() - self.t0
+        pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
+        eta = f" eta {_fmt_s(el / self.n * (self.total - self.n))}" if 0 < self.n < self.total else ""
+        post = f" {self.postfix}" if self.postfix else ""
+        stream = sys.stderr if self.stream is None else self.stream
+        print(f"{self.desc}: {self.n}/{self.total}{pct}{post} elapsed {_fmt_s(el)}{eta}", file=stream, flush=True)
+        self._last = time.monotonic()
+
+    def update(self, n: int = 1):
+        self.n += n
+        if time.monotonic() - self._last >= self.interval and self.n < self.total:
+            self._write()
+
+    def set_postfix(self, **kw):
+        self.postfix = " ".join(f"{k}={v}" for k, v in kw.items())
+
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            self._write()
+
+
+def _progress(total, desc, enabled, stream=None, interval=None):
+    """A progress reporter: silent when not ``enabled``; a tqdm bar in a terminal or a notebook
+    (``tqdm.auto``: a widget where ipywidgets is installed); otherwise a :class:`LineProgress`."""
+    from tqdm.auto import tqdm
+
+    if not enabled:
+        return tqdm(total=total, desc=desc, disable=True)
+    stream = sys.stderr if stream is None else stream
+    if _in_notebook():
+        return tqdm(total=total, desc=desc)
+    isatty = getattr(stream, "isatty", None)
+    if isatty is not None and isatty():
+        return tqdm(total=total, desc=desc, leave=False, file=stream)
+    return LineProgress(total, desc, stream=stream, interval=interval)
 
 
 def pretrain_backbone(config, pcfg: PretrainConfig, progress: bool = True) -> tuple[Backbone, dict]:
@@ -329,46 +439,178 @@ def pretrain_backbone(config, pcfg: PretrainConfig, progress: bool = True) -> tu
         torch.set_num_threads(prev)
 
 
-def load_or_pretrain_backbone(config, preset: str = "lab", pcfg: PretrainConfig | None = None, root=None,
-                              progress: bool = True, verbose: bool = False) -> Backbone:
-    """The cached pretrained backbone of ``config`` (pretraining and caching it on first use).
+def _git_state() -> dict:
+    """Commit of the source tree this module runs from, and which backbone-shaping files differ from it."""
+    root = Path(__file__).resolve().parents[3]
+    if not ((root / ".git").exists() and (root / "mdic_lab").is_dir()):
+        return {"git_commit": None, "git_dirty_files": None}
 
-    The cache folder is written under a temporary name and renamed into place, so a
-    half-written backbone is never loaded; if two processes race, the first rename wins
-    and the other one's copy is discarded.
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30,
+                              check=True).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+        dirty = [ln[3:] for ln in git("status", "--porcelain", "--untracked-files=no", "--", *_SOURCE_FILES).splitlines()]
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty_files": None}
+    return {"git_commit": commit, "git_dirty_files": dirty}
+
+
+def _machine() -> dict:
+    """What ran it: OS, CPU count, library versions, torch threads."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "torch": torch.__version__, "diffusers": ver("diffusers"),
+            "transformers": ver("transformers"), "torch_threads": torch.get_num_threads()}
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _command() -> str:
+    import shlex
+
+    return shlex.join(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+
+
+def ensure_pretrained(config, preset: str = "lab", pcfg: PretrainConfig | None = None, root=None,
+                      progress: bool = True, verbose: bool = False) -> tuple[Path, str]:
+    """The cache folder of the pretrained backbone of ``config``, pretraining it first if it is missing.
+
+    Returns ``(folder, source)`` with ``source`` ``"cache"`` (it was there) or ``"pretrained"``
+    (made now).  The folder is written under a temporary name and renamed into place, so a
+    half-written backbone is never loaded; if two processes race, the first rename wins and
+    the other one's copy is discarded.  ``pretrain.json`` records the report of
+    :func:`pretrain_backbone` and its provenance (command, git commit, machine, UTC times).
     """
+    preset, pcfg = _resolve(preset, pcfg)
+    final = backbone_cache_dir(config, preset, pcfg, root)
+    if (final / "pretrain.json").is_file():
+        return final, "cache"
+    started = _utc_now()
+    bb, report = pretrain_backbone(config, pcfg, progress=progress)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        bb.save_pretrained(tmp)
+        report.update(preset=preset, pretrain_config=pcfg.to_dict(), key=final.name,
+                      provenance={"command": _command(), **_git_state(), "machine": _machine(),
+                                  "started_utc": started, "finished_utc": _utc_now()})
+        (tmp / "pretrain.json").write_text(json.dumps(report, indent=2))
+        try:
+            os.rename(tmp, final)  # atomic; fails if another process got there first
+        except OSError:
+            if not (final / "pretrain.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    if verbose:
+        print(f"pretrained backbone saved to {final}: {json.dumps(report)}", flush=True)
+    return final, "pretrained"
+
+
+def _resolve(preset, pcfg):
     preset = PRESET_ALIASES.get(preset, preset)
     if pcfg is None:
         if preset not in PRETRAIN_PRESETS:
             raise ValueError(f"no pretraining for preset {preset!r} (expected one of: {', '.join(PRETRAIN_PRESETS)}; "
                              "the paper preset loads Stable Diffusion with from_pretrained)")
         pcfg = PRETRAIN_PRESETS[preset]
-    final = backbone_cache_dir(config, preset, pcfg, root)
-    if not (final / "pretrain.json").is_file():
-        bb, report = pretrain_backbone(config, pcfg, progress=progress)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    return preset, pcfg
+
+
+def find_shipped_backbone(key: str, root=None) -> Path | None:
+    """The shipped backbone folder whose ``pretrain.json`` has this ``key`` (``<preset>-<hash>``), or None."""
+    root = SHIPPED_ROOT if root is None else Path(root)
+    if not root.is_dir():
+        return None
+    for d in sorted(root.iterdir()):
         try:
-            bb.save_pretrained(tmp)
-            report.update(preset=preset, pretrain_config=pcfg.to_dict(), key=final.name)
-            (tmp / "pretrain.json").write_text(json.dumps(report, indent=2))
-            try:
-                os.rename(tmp, final)  # atomic; fails if another process got there first
-            except OSError:
-                if not (final / "pretrain.json").is_file():
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        if verbose:
-            print(f"pretrained backbone saved to {final}: {json.dumps(report)}", flush=True)
-    bb = Backbone.from_pretrained(final, max_text_length=config.max_text_length)
+            if json.loads((d / "pretrain.json").read_text()).get("key") == key:
+                return d
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def shipped_provenance(directory=None) -> dict:
+    """The ``provenance.json`` of a shipped backbone folder (default: the lab one)."""
+    d = SHIPPED_ROOT / "lab" if directory is None else Path(directory)
+    return json.loads((d / "provenance.json").read_text())
+
+
+def _load_frozen_parts(directory):
+    """VAE and text encoder of a saved backbone (full or shipped layout), upcast to float32."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextModel
+
+    d = Path(directory)
+    vae = AutoencoderKL.from_pretrained(d / "vae", torch_dtype=torch.float32).float()
+    text = CLIPTextModel.from_pretrained(d / "text_encoder", dtype=torch.float32).float()
+    return vae, text
+
+
+def _assemble(vae, text, tokenizer, scheduler, config, pcfg: PretrainConfig) -> Backbone:
     from .backbone import unet_from_config
 
     with torch.random.fork_rng():
         torch.manual_seed(pcfg.seed)  # the (not pretrained) UNet: fresh, deterministic, from this config
         unet = unet_from_config(config)
-    return Backbone(bb.vae, unet, bb.text_encoder, bb.tokenizer, bb.scheduler, max_text_length=config.max_text_length)
+    return Backbone(vae, unet, text, tokenizer, scheduler, max_text_length=config.max_text_length)
+
+
+def load_shipped_backbone(directory, config, pcfg: PretrainConfig | None = None) -> Backbone:
+    """A :class:`Backbone` from a shipped folder: its VAE and text encoder (float32, frozen), the bundled
+    CLIP tokenizer and the DDIM scheduler of ``config`` (both as :meth:`Backbone.from_config` builds them),
+    and a fresh UNet seeded with ``pcfg.seed`` (default: the folder's recorded pretraining config)."""
+    from .backbone import make_scheduler
+    from .tokenizer import load_clip_tokenizer
+
+    d = Path(directory)
+    if pcfg is None:
+        pcfg = PretrainConfig(**pretrain_report(d)["pretrain_config"])
+    vae, text = _load_frozen_parts(d)
+    return _assemble(vae, text, load_clip_tokenizer(None), make_scheduler(config.num_train_timesteps), config, pcfg)
+
+
+def load_or_pretrain_backbone(config, preset: str = "lab", pcfg: PretrainConfig | None = None, root=None,
+                              progress: bool = True, verbose: bool = False, use_shipped: bool = True) -> Backbone:
+    """The pretrained backbone of ``config``: the shipped copy, else the cached one, else pretrained now.
+
+    A shipped copy (:data:`SHIPPED_ROOT`) is used only if its key equals :func:`backbone_key` of
+    ``config``/``preset``/``pcfg`` (and ``use_shipped``); otherwise :func:`ensure_pretrained`
+    finds or makes the cache folder under ``root``.  The UNet is built fresh from ``config``
+    (seed ``pcfg.seed``) either way.  The result's ``provenance`` dict records ``source``
+    (``"shipped"``, ``"cache"`` or ``"pretrained"``), ``key``, ``path`` and the recorded VAE PSNR.
+    """
+    preset, pcfg = _resolve(preset, pcfg)
+    key = backbone_key(config, preset, pcfg)
+    shipped = find_shipped_backbone(key) if use_shipped else None
+    if shipped is not None:
+        bb = load_shipped_backbone(shipped, config, pcfg)
+        prov = shipped_provenance(shipped)
+        bb.provenance = {"source": "shipped", "key": key, "path": str(shipped), "dtype": prov.get("dtype"),
+                         "vae_psnr_db": prov.get("vae_psnr_db_shipped"), "git_commit": prov.get("git_commit")}
+        if verbose:
+            print(f"using the shipped backbone {shipped} ({key})", flush=True)
+        return bb
+    final, source = ensure_pretrained(config, preset, pcfg, root, progress=progress, verbose=verbose)
+    loaded = Backbone.from_pretrained(final, max_text_length=config.max_text_length)
+    bb = _assemble(loaded.vae, loaded.text_encoder, loaded.tokenizer, loaded.scheduler, config, pcfg)
+    rep = pretrain_report(final)
+    bb.provenance = {"source": source, "key": key, "path": str(final), "dtype": "float32",
+                     "vae_psnr_db": rep.get("vae_psnr_db"), "git_commit": rep.get("provenance", {}).get("git_commit")}
+    return bb
 
 
 def pretrain_report(directory) -> dict:
@@ -377,3 +619,192 @@ def pretrain_report(directory) -> dict:
     if not p.is_file():
         raise FileNotFoundError(f"no pretrain.json in {directory} (not a pretrained backbone folder)")
     return json.loads(p.read_text())
+
+
+# ----------------------------------------------------------------------------- shipping
+def _dtype_name(dtype) -> str:
+    for name, dt in SHIP_DTYPES.items():
+        if dt == dtype:
+            return name
+    raise ValueError(f"dtype must be one of {', '.join(f'torch.{n}' for n in SHIP_DTYPES)}, got {dtype!r}")
+
+
+def _half(module, dtype):
+    """A copy of ``module`` stored in ``dtype``."""
+    import copy
+
+    from diffusers.utils import logging as dlog
+
+    prev = dlog.get_verbosity()
+    dlog.set_verbosity_error()  # diffusers warns on every ``.to(dtype)`` of a model loaded without torch_dtype
+    try:
+        return copy.deepcopy(module).to(dtype)
+    finally:
+        dlog.set_verbosity(prev)
+
+
+@torch.no_grad()
+def _text_deviation(text_a, text_b, ids) -> dict:
+    a = text_a(input_ids=ids).last_hidden_state
+    b = text_b(input_ids=ids).last_hidden_state
+    cos = F.cosine_similarity(a.flatten(0, 1), b.flatten(0, 1), dim=-1)
+    return {"text_hidden_max_abs_diff": float((a - b).abs().max()), "text_hidden_max_abs": float(a.abs().max()),
+            "text_hidden_min_cosine": float(cos.min())}
+
+
+def _folder_bytes(d: Path) -> int:
+    return sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export_backbone(src_dir, dst_dir, dtype=torch.float16, *, config, training_provenance: dict | None = None,
+                    eval_length: int | None = None, remake_command: str | None = None) -> dict:
+    """Write the frozen parts of a pretrained backbone folder into a compact shipped folder; measure the cast.
+
+    ``dst_dir`` gets ``vae/`` and ``text_encoder/`` (config + safetensors in ``dtype``, float16
+    or bfloat16), ``pretrain.json`` (copied: its ``key`` selects the copy at load time) and
+    ``provenance.json``.  No UNet (built fresh at load), tokenizer (the bundled CLIP BPE
+    vocabulary) or scheduler (built from ``config``).  The source must have been pretrained
+    for ``config`` (same key).  Measured on held-out pairs of the synthetic world (``val``: the
+    pairs of ``pretrain.json``'s PSNR; ``test``: never seen while choosing the recipe), the VAE
+    PSNR of the float32 source, of each half-precision format, and of the written copy loaded
+    back; and how far the text encoder's hidden states move.  ``training_provenance`` fills in
+    command / git commit / machine / times where the source's ``pretrain.json`` has none.
+    Raises ``ValueError`` if the folder would exceed :data:`MAX_SHIPPED_BYTES`.  Returns the
+    provenance record.
+    """
+    src, dst = Path(src_dir), Path(dst_dir)
+    dtype_name = _dtype_name(dtype)
+    rep = pretrain_report(src)
+    pcfg = PretrainConfig(**rep["pretrain_config"])
+    key = backbone_key(config, rep["preset"], pcfg)
+    if rep.get("key") != key or src.name != key:
+        raise ValueError(f"{src} holds backbone {rep.get('key')!r}, but this config, pretraining config and data "
+                         f"generator give {key!r}: pretrain again (python -m mdic_lab.models.mdic.pretrain)")
+    t0 = time.perf_counter()
+    prev = torch.get_num_threads()
+    torch.set_num_threads(pcfg.num_threads)
+    try:
+        from .tokenizer import load_clip_tokenizer
+
+        vae, text = _load_frozen_parts(src)
+        n = pcfg.eval_length if eval_length is None else int(eval_length)
+        vl, vr, vcaps = _load_pairs("val", config.image_size, n, pcfg.data_seed)
+        tl, tr, _ = _load_pairs("test", config.image_size, n, pcfg.data_seed)
+        held = {"val": torch.cat([vl, vr]), "test": torch.cat([tl, tr])}
+        psnr = {"float32": {s: vae_psnr(vae, x) for s, x in held.items()}}
+        for name, dt in SHIP_DTYPES.items():
+            vc = _half(vae, dt).to(torch.float32)  # rounded weights, float32 arithmetic
+            psnr[name] = {s: vae_psnr(vc, x) for s, x in held.items()}
+
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp"))
+        try:
+            _half(vae, dtype).save_pretrained(tmp / "vae")
+            _half(text, dtype).save_pretrained(tmp / "text_encoder")
+            shutil.copyfile(src / "pretrain.json", tmp / "pretrain.json")
+            vae_s, text_s = _load_frozen_parts(tmp)  # what users will load
+            shipped_psnr = {s: vae_psnr(vae_s, x) for s, x in held.items()}
+            tok = load_clip_tokenizer(None)
+            ids = tok(list(vcaps), padding="max_length", max_length=config.max_text_length, truncation=True,
+                      return_tensors="pt").input_ids
+            text_dev = _text_deviation(text, text_s, ids)
+            weights = sorted(f for f in tmp.rglob("*") if f.is_file())
+            files = {str(f.relative_to(tmp)): {"bytes": f.stat().st_size, "sha256": _sha256(f)} for f in weights}
+            trained = dict(training_provenance or {})
+            trained.update(rep.get("provenance") or {})  # what the pretraining run recorded itself wins
+            d = config.to_dict()
+            prov = {
+                "key": key, "preset": rep["preset"], "dtype": dtype_name,
+                "command": trained.get("command"), "git_commit": trained.get("git_commit"),
+                "git_dirty_files": trained.get("git_dirty_files"), "machine": trained.get("machine"),
+                "started_utc": trained.get("started_utc"), "finished_utc": trained.get("finished_utc"),
+                "provenance_recorded_by": "pretraining run" if rep.get("provenance") else "export caller",
+                "remake_command": remake_command or _remake_command(rep["preset"], dst),
+                "seed": pcfg.seed, "data_seed": pcfg.data_seed, "vae_steps": pcfg.vae_steps,
+                "text_steps": pcfg.text_steps, "pretrain_config": pcfg.to_dict(),
+                "backbone_config": {k: d[k] for k in BACKBONE_FIELDS}, "data_generator": _generator_id(),
+                "time_taken_s": rep.get("total_s"), "vae_time_s": rep.get("vae_s"), "text_time_s": rep.get("text_s"),
+                "heldout_pairs": n, "heldout_images_per_split": 2 * n,
+                "vae_psnr_db_fp32": psnr["float32"]["val"], "vae_psnr_db_shipped": shipped_psnr["val"],
+                "vae_psnr_db_fp32_test": psnr["float32"]["test"], "vae_psnr_db_shipped_test": shipped_psnr["test"],
+                "vae_psnr_db_by_dtype": psnr, "vae_psnr_db_reported_at_pretraining": rep.get("vae_psnr_db"),
+                "latent_std": rep.get("latent_std"), "scaling_factor": float(vae_s.config.scaling_factor),
+                "text_retrieval_top1": rep.get("text_retrieval_top1"), "chance_top1": rep.get("chance_top1"),
+                **text_dev,
+                "files": files, "weights_bytes": sum(v["bytes"] for v in files.values()),
+                "export": {"command": _command(), **_git_state(), "machine": _machine(), "utc": _utc_now(),
+                           "seconds": None},
+            }
+            prov["export"]["seconds"] = time.perf_counter() - t0
+            (tmp / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
+            total = _folder_bytes(tmp)
+            if total > MAX_SHIPPED_BYTES:
+                raise ValueError(f"shipped backbone would take {total} bytes > {MAX_SHIPPED_BYTES}")
+            if dst.exists():
+                shutil.rmtree(dst)
+            os.rename(tmp, dst)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return prov
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _generator_id() -> str:
+    from mdic_lab.data.synthetic import GENERATOR_ID
+
+    return GENERATOR_ID
+
+
+def _remake_command(preset: str, dst: Path) -> str:
+    try:
+        where = Path("mdic_lab/models/mdic/shipped") / dst.resolve().relative_to(SHIPPED_ROOT)
+    except ValueError:
+        where = dst
+    return f"python -m mdic_lab.models.mdic.pretrain --preset {preset} --export {where}"
+
+
+def main(argv=None) -> int:
+    """``python -m mdic_lab.models.mdic.pretrain --preset lab [--root DIR] [--export DIR] [--dtype float16]``.
+
+    Pretrains the preset's backbone into the cache (or reuses the cached one; never the shipped
+    copy), prints its report and, with ``--export``, writes the compact shipped folder.
+    """
+    from .config import MDICConfig
+
+    p = argparse.ArgumentParser(prog="mdic_lab.models.mdic.pretrain",
+                                description="Pretrain (or reuse the cached) small MDIC backbone; optionally export it.")
+    p.add_argument("--preset", default="lab", help=f"one of: {', '.join(PRETRAIN_PRESETS)}")
+    p.add_argument("--root", help="backbone cache root (default $MDIC_LAB_CACHE/backbones or ~/.cache/mdic_lab/backbones);"
+                   " an empty folder forces pretraining from scratch")
+    p.add_argument("--export", metavar="DIR", help="write the compact shipped copy here, e.g. mdic_lab/models/mdic/shipped/lab")
+    p.add_argument("--dtype", choices=list(SHIP_DTYPES), default="float16", help="storage format of the shipped weights")
+    p.add_argument("--training-provenance", metavar="JSON",
+                   help="command/git_commit/machine/started_utc of the run that made a cache folder whose "
+                        "pretrain.json does not record them (older code)")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    preset = PRESET_ALIASES.get(a.preset, a.preset)
+    cfg = MDICConfig.preset(preset)
+    _resolve(preset, None)
+    folder, source = ensure_pretrained(cfg, preset, root=a.root, progress=not a.no_progress, verbose=True)
+    rep = pretrain_report(folder)
+    print(json.dumps({"folder": str(folder), "source": source, "vae_psnr_db": rep.get("vae_psnr_db"),
+                      "text_retrieval_top1": rep.get("text_retrieval_top1"), "total_s": rep.get("total_s")}), flush=True)
+    if a.export:
+        extra = json.loads(Path(a.training_provenance).read_text()) if a.training_provenance else None
+        prov = export_backbone(folder, a.export, SHIP_DTYPES[a.dtype], config=cfg, training_provenance=extra)
+        print(json.dumps({k: prov[k] for k in ("key", "dtype", "vae_psnr_db_fp32", "vae_psnr_db_shipped",
+                                                "vae_psnr_db_fp32_test", "vae_psnr_db_shipped_test",
+                                                "text_hidden_max_abs_diff", "weights_bytes")}), flush=True)
+        print(f"exported to {a.export}: {_folder_bytes(Path(a.export))} bytes", flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
