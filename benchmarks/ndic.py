@@ -27,33 +27,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from mdic_lab.coding.bpp import bpp_from_bytes, bpp_from_likelihoods  # noqa: E402
+from mdic_lab.coding.bpp import bpp_from_bytes  # noqa: E402
 from mdic_lab.coding.container import header_size, unpack  # noqa: E402
-from mdic_lab.config import get_preset  # noqa: E402
-from mdic_lab.models.baselines import build_model  # noqa: E402
-from mdic_lab.train import load_model, make_dataset  # noqa: E402
+from mdic_lab.data.sources import parse_data_spec  # noqa: E402
+from mdic_lab.registry import get_codec, resolve  # noqa: E402
+from mdic_lab.runs.coding import load_run  # noqa: E402
 
 
-def bench(model, name, dataset, repeats: int) -> dict:
+def synthetic_test_pairs(run, hooks, length: int):
+    """The first ``length`` synthetic test pairs at the run's image size."""
+    return hooks.open_data(run, parse_data_spec("synthetic"), "test", length=length)
+
+
+def bench(model, hooks, name, dataset, repeats: int) -> dict:
+    """Encode / decode times and coded vs estimated rate of ``repeats`` pairs, through the codec's run hooks."""
     enc_t, dec_t, coded, est, head, exact = [], [], [], [], [], True
     for i in range(repeats):
         item = dataset[i]
         x, y = item["left"].unsqueeze(0).float(), item["right"].unsqueeze(0).float()
         t0 = time.perf_counter()
-        enc = model.compress(x)
+        streams = hooks.compress(model, x)  # one container per image (a batch of one here)
         t1 = time.perf_counter()
-        x_hat = model.decompress(enc["strings"], enc["shape"], side=y)
+        x_hat = hooks.decompress(model, streams, y, [item.get("caption")])
         t2 = time.perf_counter()
-        with torch.no_grad():
-            ref = model(x, y, mode="dequantize")
         npix = x.shape[-2] * x.shape[-1]
         enc_t.append(t1 - t0)
         dec_t.append(t2 - t1)
-        coded.append(bpp_from_bytes(enc["strings"][0], npix))
-        est.append(bpp_from_likelihoods(list(ref["likelihoods"].values()), npix))
-        c = unpack(enc["strings"][0], expected_model_id=model.model_id)
+        coded.append(bpp_from_bytes(streams[0], npix))
+        est.append(hooks.estimated_bpp(model, x, y)[0])
+        c = unpack(streams[0], expected_model_id=model.model_id)
         head.append(8.0 * header_size(model.model_id, c.shapes, [len(p) for p in c.payloads]) / npix)
-        exact &= bool(torch.equal(x_hat, ref["x_hat"]))
+        # hyperprior / NDIC: the decoded image equals forward(mode="dequantize") bit for bit
+        exact &= hooks.round_trip(model, x, y, streams, x_hat)[0]
     c, e = statistics.mean(coded), statistics.mean(est)
     return {"benchmark": "ndic", "model": name, "image": [int(x.shape[-2]), int(x.shape[-1])], "threads": torch.get_num_threads(),
             "images": repeats, "encode_ms_median": 1e3 * statistics.median(enc_t),
@@ -72,21 +77,21 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.runs:
-        for run in args.runs:
-            model, ckpt = load_model(run)
-            from mdic_lab.config import config_from_dict
-
-            ds = make_dataset("test", config_from_dict(ckpt["train_config"]), length=args.repeats)
-            res = bench(model, f"{ckpt['model_name']}:{Path(run).name}", ds, args.repeats)
+        for run_dir in args.runs:
+            model, run, hooks = load_run(run_dir)
+            ds = synthetic_test_pairs(run, hooks, args.repeats)
+            res = bench(model, hooks, f"{run.codec}:{Path(run_dir).name}", ds, args.repeats)
             print(json.dumps(res), flush=True)
     else:
         for name in ("hyperprior", "ndic"):
-            mcfg, tcfg = get_preset(name, "lab")
+            run = resolve(name, "lab")
+            codec = get_codec(name)
+            hooks = codec.load_hooks()
             with torch.random.fork_rng():
                 torch.manual_seed(0)
-                model = build_model(name, mcfg).eval().update()
-            ds = make_dataset("test", tcfg, length=args.repeats)
-            print(json.dumps({**bench(model, name, ds, args.repeats), "weights": "untrained"}), flush=True)
+                model = codec.load_model_class()(run.model).eval().update()
+            ds = synthetic_test_pairs(run, hooks, args.repeats)
+            print(json.dumps({**bench(model, hooks, name, ds, args.repeats), "weights": "untrained"}), flush=True)
     return 0
 
 

@@ -19,6 +19,7 @@ from mdic_lab.data.captioners import Blip2Captioner, make_tiny_blip2
 from mdic_lab.data.kitti import read_split_list
 from mdic_lab.data.sources import describe_dataset, open_pairs, parse_data_spec
 from mdic_lab.data.synthetic import SyntheticStereo
+from mdic_lab.runs import RunDir, RunError
 
 torch.set_num_threads(1)
 N_TRAIN, N_TEST = 4, 2
@@ -158,7 +159,7 @@ def test_mdic_on_kitti_train_eval_decompress(tmp_path, kitti_root, tiny_blip2, c
     d = tmp_path
     run, cache = d / "run", d / "captions"
     spec = f"kitti:{kitti_root}"
-    args = ["train", "--model", "mdic", "--preset", "smoke", "--data", spec, "--captioner", str(tiny_blip2),
+    args = ["train", "--codec", "mdic", "--preset", "smoke", "--data", spec, "--captioner", str(tiny_blip2),
             "--caption-cache", str(cache), "--data-limit", str(N_TRAIN), "--steps", "2", "--out", str(run)]
     assert main(args) == 0, capsys.readouterr().err
     out = _last_json(capsys)
@@ -166,16 +167,17 @@ def test_mdic_on_kitti_train_eval_decompress(tmp_path, kitti_root, tiny_blip2, c
     assert out["captions"] == {"hits": 0, "misses": N_TRAIN}
     assert {p.name for p in run.iterdir()} == {"checkpoint.pt", "config.json", "metrics.csv"}
     meta = json.loads((run / "config.json").read_text())
-    assert meta["model_name"] == "mdic" and meta["data"]["spec"] == spec and meta["data"]["split"] == "train"
+    assert meta["codec"] == "mdic" and meta["data"]["spec"] == spec and meta["data"]["split"] == "train"
     assert meta["data"]["captioner"] == str(tiny_blip2) and meta["data"]["length"] == N_TRAIN
-    ck = torch.load(run / "checkpoint.pt", weights_only=True)
-    assert ck["data"] == meta["data"] and ck["step"] == 2
+    rd = RunDir(run)  # config.json is the run's one record (the checkpoint holds the state)
+    ck = rd.load_checkpoint()
+    assert rd.data_record() == meta["data"] and ck["codec"] == "mdic" and ck["step"] == 2
     # the vocabulary of the text supervision is built from the BLIP-2 training captions (Eq. 9)
     captions = [open_pairs(spec, "train", size=(32, 64), captioner=str(tiny_blip2), length=N_TRAIN,
                            caption_cache=cache)[i]["caption"] for i in range(N_TRAIN)]
     from mdic_lab.data.vocabulary import build_vocabulary
 
-    assert ck["vocabulary"]["nouns"] == list(build_vocabulary(captions, n=14).nouns)
+    assert ck["model"]["vocabulary"]["nouns"] == list(build_vocabulary(captions, n=14).nouns)
 
     # eval defaults to the run's data and captioner: KITTI's test list, BLIP-2 captions
     csv_path = d / "eval.csv"
@@ -213,7 +215,7 @@ def test_mdic_on_kitti_train_eval_decompress(tmp_path, kitti_root, tiny_blip2, c
 def test_ndic_on_cityscapes_train_eval(tmp_path, cityscapes_root, capsys):
     spec = f"cityscapes:{cityscapes_root}"
     run = tmp_path / "ndic"
-    assert main(["train", "--model", "ndic", "--preset", "smoke", "--data", spec, "--steps", "2",
+    assert main(["train", "--codec", "ndic", "--preset", "smoke", "--data", spec, "--steps", "2",
                  "--out", str(run)]) == 0, capsys.readouterr().err
     out = _last_json(capsys)
     assert out["step"] == 2 and out["train_pairs"] == 3 and out["data"] == spec
@@ -222,24 +224,25 @@ def test_ndic_on_cityscapes_train_eval(tmp_path, cityscapes_root, capsys):
     csv_path = tmp_path / "eval.csv"
     assert main(["eval", str(run), "--split", "val", "--csv", str(csv_path), "--no-lpips"]) == 0, capsys.readouterr().err
     summ = _last_json(capsys)
-    assert summ["data"] == spec and summ["n"] == 2 and summ["all_match_forward"]
+    assert summ["data"] == spec and summ["n"] == 2 and summ["all_round_trip"]
     with open(csv_path) as f:
         names = [r["name"] for r in csv.DictReader(f)]
     assert names == [f"leftImg8bit/val/frankfurt/frankfurt_000000_{k:06d}_leftImg8bit.png" for k in range(2)]
     # --resume without --data continues on the recorded data; a resume on other data is refused
-    assert main(["train", "--model", "ndic", "--preset", "smoke", "--steps", "3", "--resume",
+    assert main(["train", "--codec", "ndic", "--preset", "smoke", "--steps", "3", "--resume",
                  "--out", str(run)]) == 0, capsys.readouterr().err
     out = _last_json(capsys)
     assert out["step"] == 3 and out["data"] == spec and out["train_pairs"] == 3
-    assert main(["train", "--model", "ndic", "--preset", "smoke", "--steps", "4", "--resume", "--data", "synthetic",
+    assert main(["train", "--codec", "ndic", "--preset", "smoke", "--steps", "4", "--resume", "--data", "synthetic",
                  "--out", str(run)]) == 2
     assert "holds a run with another data" in capsys.readouterr().err
-    from mdic_lab.config import get_preset
-    from mdic_lab.train import RunError, make_dataset, train
+    # the Python API refuses it too: the same data spec with fewer pairs is other data
+    from mdic_lab.registry import resolve
+    from mdic_lab.runs.train import train_run, training_dataset
 
-    mcfg, tcfg = get_preset("ndic", "smoke", None, {"steps": 3})
+    rc = resolve("ndic", "smoke", overrides={"steps": 3})
     with pytest.raises(RunError, match="another data"):
-        train("ndic", mcfg, tcfg, run, dataset=make_dataset("train", tcfg, length=2, data=spec))
+        train_run(rc, run, dataset=training_dataset(rc, spec, data_limit=2), progress=False)
 
 
 def test_cli_data_errors_are_one_line(tmp_path, kitti_root, tiny_blip2, capsys):
@@ -251,26 +254,31 @@ def test_cli_data_errors_are_one_line(tmp_path, kitti_root, tiny_blip2, capsys):
             assert f in line, line
 
     out = ["--out", str(tmp_path / "r")]
-    err(["train", "--model", "ndic", "--preset", "smoke", "--data", "imagenet:/x"] + out, "unknown data kind 'imagenet'")
-    err(["train", "--model", "ndic", "--preset", "smoke", "--data", f"kitti:{tmp_path / 'no'}"] + out,
+    err(["train", "--codec", "ndic", "--preset", "smoke", "--data", "imagenet:/x"] + out, "unknown data kind 'imagenet'")
+    err(["train", "--codec", "ndic", "--preset", "smoke", "--data", f"kitti:{tmp_path / 'no'}"] + out,
         "does not exist", "data_scene_flow_multiview")
-    err(["train", "--model", "mdic", "--preset", "smoke", "--data", f"kitti:{kitti_root}"] + out,
+    err(["train", "--codec", "mdic", "--preset", "smoke", "--data", f"kitti:{kitti_root}"] + out,
         "--captioner Salesforce/blip2-opt-2.7b")
-    err(["train", "--model", "ndic", "--preset", "smoke", "--captioner", str(tiny_blip2)] + out,
-        "--captioner applies to --model mdic only")
-    err(["train", "--model", "ndic", "--preset", "smoke", "--data-limit", "0"] + out, "--data-limit must be a positive")
+    err(["train", "--codec", "ndic", "--preset", "smoke", "--captioner", str(tiny_blip2)] + out,
+        "--captioner does not apply to ndic (it applies to: mdic)")
+    err(["train", "--codec", "ndic", "--preset", "smoke", "--data-limit", "0"] + out, "--data-limit must be a positive")
     assert not (tmp_path / "r").exists()  # nothing written for a bad request
 
 
-def test_training_module_cli_flags(tmp_path, kitti_root, tiny_blip2):
-    from mdic_lab.models.mdic.training import main as train_main
+def test_mdic_train_data_flags(tmp_path, kitti_root, tiny_blip2, capsys):
+    """The data flags of ``mdic-lab train --codec mdic`` (the entry point torchrun launches) reach the run record."""
+    from mdic_lab.registry import resolve
+    from mdic_lab.runs.train import train_run
 
+    rc = resolve("mdic", "smoke")
     with pytest.raises(FileNotFoundError, match="data_scene_flow_multiview"):
-        train_main(["--preset", "smoke", "--out", str(tmp_path / "x"), "--data", f"kitti:{tmp_path / 'no'}"])
+        train_run(rc, tmp_path / "x", data=f"kitti:{tmp_path / 'no'}", progress=False)
     with pytest.raises(ValueError, match="--captioner"):
-        train_main(["--preset", "smoke", "--out", str(tmp_path / "x"), "--data", f"kitti:{kitti_root}"])
-    assert train_main(["--preset", "smoke", "--out", str(tmp_path / "r"), "--steps", "1", "--data", f"kitti:{kitti_root}",
-                       "--captioner", str(tiny_blip2), "--caption-cache", str(tmp_path / "c"), "--data-limit", "2"]) == 0
+        train_run(rc, tmp_path / "x", data=f"kitti:{kitti_root}", progress=False)
+    assert not (tmp_path / "x").exists()
+    assert main(["train", "--codec", "mdic", "--preset", "smoke", "--out", str(tmp_path / "r"), "--steps", "1",
+                 "--data", f"kitti:{kitti_root}", "--captioner", str(tiny_blip2), "--caption-cache", str(tmp_path / "c"),
+                 "--data-limit", "2"]) == 0, capsys.readouterr().err
     rec = json.loads((tmp_path / "r" / "config.json").read_text())["data"]
     assert rec["spec"] == f"kitti:{kitti_root}" and rec["length"] == 2 and rec["captioner"] == str(tiny_blip2)
 
@@ -286,17 +294,20 @@ def test_two_processes_share_one_caption_pass(tmp_path, kitti_root, tiny_blip2):
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "mdic_lab.models.mdic.training", "--preset", "smoke", "--steps", "2", "--out", str(tmp_path / "ddp"),
-           "--data", f"kitti:{kitti_root}", "--captioner", str(tiny_blip2), "--caption-cache", str(tmp_path / "c"),
-           "--data-limit", str(N_TRAIN), "--summary-json", str(tmp_path / "summary.json")]
+           "-m", "mdic_lab.cli", "train", "--codec", "mdic", "--preset", "smoke", "--steps", "2",
+           "--out", str(tmp_path / "ddp"), "--data", f"kitti:{kitti_root}", "--captioner", str(tiny_blip2),
+           "--caption-cache", str(tmp_path / "c"), "--data-limit", str(N_TRAIN)]
     r = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads((tmp_path / "summary.json").read_text())
+    # the CLI prints the training summary on stdout, one line per process
+    per_rank = {d["rank"]: d for d in map(json.loads, (ln for ln in r.stdout.splitlines()
+                                                      if ln.startswith('{"out_dir"')))}
+    assert sorted(per_rank) == [0, 1], r.stdout[-3000:]
+    res = per_rank[0]
     assert res["num_processes"] == 2 and res["step"] == 2 and res["param_checksums"][0] == res["param_checksums"][1]
-    per_rank = {d["rank"]: d["captions"] for d in map(json.loads, (ln for ln in r.stdout.splitlines()
-                                                                  if ln.startswith('{"out_dir"')))}
     # process 0 computed every caption (then re-read them from the cache); process 1 computed none
-    assert per_rank[0]["misses"] == N_TRAIN and per_rank[1] == {"hits": N_TRAIN, "misses": 0}, per_rank
+    assert per_rank[0]["captions"]["misses"] == N_TRAIN and per_rank[1]["captions"] == {"hits": N_TRAIN, "misses": 0}, \
+        {k: d["captions"] for k, d in per_rank.items()}
     (cache,) = (tmp_path / "c").glob("*.json")
     assert len(json.loads(cache.read_text())) == N_TRAIN
     rec = json.loads((tmp_path / "ddp" / "config.json").read_text())["data"]
