@@ -697,12 +697,13 @@ def export_backbone(src_dir, dst_dir, dtype=torch.float16, *, config, training_p
         held = {"val": torch.cat([vl, vr]), "test": torch.cat([tl, tr])}
         psnr = {"float32": {s: vae_psnr(vae, x) for s, x in held.items()}}
         for name, dt in SHIP_DTYPES.items():
-            vc = _half(vae, dt).to(torch.float32)  # rounded weights, float32 arithmetic
+            vc = _half(_half(vae, dt), torch.float32)  # rounded weights, float32 arithmetic
             psnr[name] = {s: vae_psnr(vc, x) for s, x in held.items()}
 
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp"))
         try:
+            tmp.chmod(0o755)  # mkdtemp makes it private; this folder is package data
             _half(vae, dtype).save_pretrained(tmp / "vae")
             _half(text, dtype).save_pretrained(tmp / "text_encoder")
             shutil.copyfile(src / "pretrain.json", tmp / "pretrain.json")
@@ -723,6 +724,7 @@ def export_backbone(src_dir, dst_dir, dtype=torch.float16, *, config, training_p
                 "git_dirty_files": trained.get("git_dirty_files"), "machine": trained.get("machine"),
                 "started_utc": trained.get("started_utc"), "finished_utc": trained.get("finished_utc"),
                 "provenance_recorded_by": "pretraining run" if rep.get("provenance") else "export caller",
+                "provenance_note": trained.get("note"),
                 "remake_command": remake_command or _remake_command(rep["preset"], dst),
                 "seed": pcfg.seed, "data_seed": pcfg.data_seed, "vae_steps": pcfg.vae_steps,
                 "text_steps": pcfg.text_steps, "pretrain_config": pcfg.to_dict(),
@@ -741,6 +743,8 @@ def export_backbone(src_dir, dst_dir, dtype=torch.float16, *, config, training_p
             }
             prov["export"]["seconds"] = time.perf_counter() - t0
             (tmp / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
+            for f in tmp.rglob("*"):
+                f.chmod(0o755 if f.is_dir() else 0o644)
             total = _folder_bytes(tmp)
             if total > MAX_SHIPPED_BYTES:
                 raise ValueError(f"shipped backbone would take {total} bytes > {MAX_SHIPPED_BYTES}")
@@ -785,8 +789,8 @@ def main(argv=None) -> int:
     p.add_argument("--export", metavar="DIR", help="write the compact shipped copy here, e.g. mdic_lab/models/mdic/shipped/lab")
     p.add_argument("--dtype", choices=list(SHIP_DTYPES), default="float16", help="storage format of the shipped weights")
     p.add_argument("--training-provenance", metavar="JSON",
-                   help="command/git_commit/machine/started_utc of the run that made a cache folder whose "
-                        "pretrain.json does not record them (older code)")
+                   help="command, git_commit, git_dirty_files, machine, started_utc, finished_utc, note of the run "
+                        "that made a cache folder whose pretrain.json does not record them (older code)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     preset = PRESET_ALIASES.get(a.preset, a.preset)
