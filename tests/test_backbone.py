@@ -120,3 +120,173 @@ def test_pretrain_config_schedule_and_validation():
         PretrainConfig(vae_final_lr_fraction=0.0)
     with pytest.raises(ValueError, match="vae_warmup_steps must be a non-negative int"):
         PretrainConfig(vae_warmup_steps=-1)
+
+
+# ----------------------------------------------------------------------------- progress in logs
+def test_progress_writes_plain_lines_when_stderr_is_not_a_tty():
+    import io
+
+    from mdic_lab.models.mdic.pretrain import _progress
+
+    stream = io.StringIO()  # a log file / pipe: isatty() is False
+    bar = _progress(5, "pretrain VAE", True, stream=stream, interval=0)
+    for _ in range(5):
+        bar.update(1)
+        bar.set_postfix(loss="0.1000")
+    bar.close()
+    text = stream.getvalue()
+    lines = text.splitlines()
+    assert "\r" not in text and lines[0].startswith("pretrain VAE: 0/5 (0%)")
+    assert lines[-1].startswith("pretrain VAE: 5/5 (100%) loss=0.1000 elapsed")
+    assert len(lines) == 6 and "eta" in lines[2]  # interval 0: start, steps 1-4, the close
+    throttled = io.StringIO()
+    bar = _progress(100, "x", True, stream=throttled, interval=3600)
+    bar.update(50)
+    bar.close()
+    assert len(throttled.getvalue().splitlines()) == 2  # start and end only
+    silent = io.StringIO()
+    bar = _progress(5, "x", False, stream=silent)
+    bar.update(5)
+    bar.close()
+    assert silent.getvalue() == ""
+
+
+def test_pretraining_reports_progress_to_a_captured_stderr(capsys):
+    from mdic_lab.models.mdic.pretrain import PRETRAIN_PRESETS, pretrain_backbone
+
+    smoke = MDICConfig.preset("smoke")
+    pretrain_backbone(smoke, PRETRAIN_PRESETS["smoke"], progress=True)
+    err = capsys.readouterr().err
+    assert "pretrain VAE: 0/4" in err and "pretrain VAE: 4/4 (100%) loss=" in err
+    assert "pretrain text encoder: 4/4 (100%)" in err
+    pretrain_backbone(smoke, PRETRAIN_PRESETS["smoke"], progress=False)
+    assert "pretrain" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- shipped lab backbone
+LAB = MDICConfig.preset("lab")
+SHIPPED_FILES = ("pretrain.json", "provenance.json", "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+                 "text_encoder/config.json", "text_encoder/model.safetensors")
+
+
+def _safetensors_dtypes(path):
+    import json
+    import struct
+
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    return {v["dtype"] for k, v in json.loads(raw[8:8 + n]).items() if k != "__metadata__"}
+
+
+def test_shipped_lab_files_exist_fit_and_match_their_record():
+    import hashlib
+
+    from mdic_lab.models.mdic.pretrain import MAX_SHIPPED_BYTES, SHIPPED_ROOT, shipped_provenance
+
+    d = SHIPPED_ROOT / "lab"
+    for f in SHIPPED_FILES:
+        assert (d / f).is_file(), f
+    assert not (d / "unet").exists() and not (d / "tokenizer").exists()  # UNet fresh, tokenizer from open_clip
+    total = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+    assert total <= MAX_SHIPPED_BYTES == 10_000_000
+    prov = shipped_provenance(d)
+    for rel, rec in prov["files"].items():
+        data = (d / rel).read_bytes()
+        assert len(data) == rec["bytes"] and hashlib.sha256(data).hexdigest() == rec["sha256"], rel
+    want = {"float16": "F16", "bfloat16": "BF16"}[prov["dtype"]]
+    for f in ("vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
+        assert _safetensors_dtypes(d / f) == {want}
+
+
+def test_shipped_lab_provenance_has_the_required_fields():
+    from mdic_lab.models.mdic.pretrain import PRETRAIN_PRESETS, backbone_key, shipped_provenance
+
+    prov = shipped_provenance()
+    for k in ("command", "remake_command", "seed", "data_seed", "vae_steps", "text_steps", "pretrain_config",
+              "git_commit", "machine", "time_taken_s", "vae_psnr_db_fp32", "vae_psnr_db_shipped",
+              "vae_psnr_db_by_dtype", "text_retrieval_top1", "dtype", "key"):
+        assert prov.get(k) is not None, k
+    assert prov["key"] == backbone_key(LAB, "lab")
+    pcfg = PRETRAIN_PRESETS["lab"]
+    assert prov["pretrain_config"] == pcfg.to_dict()
+    assert (prov["seed"], prov["vae_steps"], prov["text_steps"]) == (pcfg.seed, pcfg.vae_steps, pcfg.text_steps)
+    assert len(prov["git_commit"]) == 40 and prov["time_taken_s"] > 0
+    assert prov["remake_command"] == ("python -m mdic_lab.models.mdic.pretrain --preset lab "
+                                      "--export mdic_lab/models/mdic/shipped/lab")
+    # the half-precision copy keeps the VAE: under 0.1 dB from float32 on the same held-out pairs
+    assert abs(prov["vae_psnr_db_fp32"] - prov["vae_psnr_db_shipped"]) < 0.1
+    assert prov["text_retrieval_top1"] > prov["chance_top1"]
+
+
+def test_shipped_lab_backbone_is_used_without_pretraining(tmp_path):
+    import json
+    import time
+
+    from mdic_lab.models.mdic.backbone import unet_from_config
+    from mdic_lab.models.mdic.pretrain import PRETRAIN_PRESETS, SHIPPED_ROOT, load_or_pretrain_backbone
+
+    t0 = time.perf_counter()
+    bb = load_or_pretrain_backbone(LAB, "lab", root=tmp_path, progress=False)  # an empty cache
+    assert time.perf_counter() - t0 < 30  # pretraining it takes 20+ minutes
+    assert bb.provenance["source"] == "shipped" and bb.provenance["path"] == str(SHIPPED_ROOT / "lab")
+    assert not any(tmp_path.iterdir())  # nothing pretrained or cached
+    for part in (bb.vae, bb.text_encoder):
+        assert not part.training
+        assert all(p.dtype == torch.float32 and not p.requires_grad for p in part.parameters())
+    rep = json.loads((SHIPPED_ROOT / "lab" / "pretrain.json").read_text())
+    assert bb.latent_scale == pytest.approx(1.0 / rep["latent_std"])
+    assert len(bb.tokenizer) == 49408 and bb.max_text_length == LAB.max_text_length
+    with torch.random.fork_rng():  # the UNet is not shipped: fresh from the config, seeded as the cache path does
+        torch.manual_seed(PRETRAIN_PRESETS["lab"].seed)
+        unet = unet_from_config(LAB)
+    assert all(torch.equal(a, b) for a, b in zip(unet.state_dict().values(), bb.unet.state_dict().values()))
+
+
+def test_shipped_copy_is_not_used_for_another_key(tmp_path):
+    from mdic_lab.models.mdic.pretrain import (
+        PretrainConfig, backbone_key, find_shipped_backbone, load_or_pretrain_backbone,
+    )
+
+    assert find_shipped_backbone(backbone_key(LAB, "lab")) is not None
+    assert find_shipped_backbone(backbone_key(LAB.replace(vae_latent_channels=4), "lab")) is None
+    assert find_shipped_backbone(backbone_key(MDICConfig.preset("smoke"), "smoke")) is None
+    quick = PretrainConfig(vae_steps=1, vae_batch_size=1, vae_crop=(32, 64), text_steps=1, text_batch_size=2,
+                           train_length=2, eval_length=2)
+    assert find_shipped_backbone(backbone_key(LAB, "lab", quick)) is None
+    bb = load_or_pretrain_backbone(LAB, "lab", pcfg=quick, root=tmp_path, progress=False)
+    assert bb.provenance["source"] == "pretrained" and bb.provenance["path"].startswith(str(tmp_path))
+    assert load_or_pretrain_backbone(LAB, "lab", pcfg=quick, root=tmp_path, progress=False).provenance["source"] == "cache"
+
+
+def test_shipped_vae_psnr_on_heldout_pairs():
+    """The shipped (half-precision, upcast) VAE on 8 pairs of the test split, never seen in pretraining."""
+    from mdic_lab.models.mdic.pretrain import SHIPPED_ROOT, _load_pairs, load_shipped_backbone, vae_psnr
+
+    bb = load_shipped_backbone(SHIPPED_ROOT / "lab", LAB)
+    left, right, _ = _load_pairs("test", LAB.image_size, 8, 0)
+    assert vae_psnr(bb.vae, torch.cat([left, right])) >= 22.5
+
+
+def test_remake_command_pretrains_and_exports_smoke(tmp_path, capsys):
+    """``python -m mdic_lab.models.mdic.pretrain --export`` on the smoke preset: pretrain, export, load back."""
+    import json
+
+    from mdic_lab.models.mdic.pretrain import backbone_key, find_shipped_backbone, load_shipped_backbone, main
+
+    smoke = MDICConfig.preset("smoke")
+    assert main(["--preset", "smoke", "--root", str(tmp_path / "cache"), "--export", str(tmp_path / "ship" / "smoke"),
+                 "--dtype", "bfloat16", "--no-progress"]) == 0
+    assert "exported to" in capsys.readouterr().out
+    d = find_shipped_backbone(backbone_key(smoke, "smoke"), root=tmp_path / "ship")
+    assert d == tmp_path / "ship" / "smoke"
+    prov = json.loads((d / "provenance.json").read_text())
+    assert prov["dtype"] == "bfloat16" and prov["provenance_recorded_by"] == "pretraining run"
+    assert "--preset smoke" in prov["command"] or "pytest" in prov["command"]
+    assert _safetensors_dtypes(d / "vae" / "diffusion_pytorch_model.safetensors") == {"BF16"}
+    bb = load_shipped_backbone(d, smoke)
+    assert all(p.dtype == torch.float32 for p in bb.vae.parameters())
+    with pytest.raises(ValueError, match="pretrain again"):  # a folder made for another config is refused
+        from mdic_lab.models.mdic.pretrain import export_backbone
+
+        export_backbone(tmp_path / "cache" / backbone_key(smoke, "smoke"), tmp_path / "x",
+                        config=smoke.replace(vae_latent_channels=8))
