@@ -265,6 +265,26 @@ def _cmd_sweep(args) -> int:
     return 1 if result.failed else 0
 
 
+def _cmd_pretrain(args) -> int:
+    from mdic_lab.models.mdic.config import MDICConfig
+    from mdic_lab.models.mdic.pretrain import (
+        SHIP_DTYPES, ensure_pretrained, export_backbone, pretrain_report,
+    )
+
+    cfg = MDICConfig.preset(args.preset)
+    folder, source = ensure_pretrained(cfg, args.preset, root=args.root, progress=not args.no_progress, verbose=True)
+    rep = pretrain_report(folder)
+    print(_json({"folder": str(folder), "source": source, "vae_psnr_db": rep.get("vae_psnr_db"),
+                 "text_retrieval_top1": rep.get("text_retrieval_top1"), "total_s": rep.get("total_s")}), flush=True)
+    if args.export:
+        extra = json.loads(_need_file(args.training_provenance, "training provenance").read_text()) \
+            if args.training_provenance else None
+        prov = export_backbone(folder, args.export, SHIP_DTYPES[args.dtype], config=cfg, training_provenance=extra)
+        print(_json({**{k: prov.get(k) for k in ("key", "dtype", "vae_psnr_db_fp32", "vae_psnr_db_shipped",
+                                                  "weights_bytes")}, "exported_to": str(args.export)}))
+    return 0
+
+
 def _cmd_codecs(args) -> int:
     from mdic_lab.registry import CODECS
 
@@ -366,6 +386,19 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--add", action="store_true", help="add this spec's cells to a folder holding another spec")
     w.add_argument("--backbone-root", metavar="DIR", help="cache folder of pretrained small backbones")
     w.set_defaults(func=_cmd_sweep)
+
+    r = sub.add_parser("pretrain", help="pretrain (or reuse the cached) small MDIC backbone of a preset; "
+                       "--export writes the compact copy the package ships")
+    r.add_argument("--preset", default="lab", help="smoke | lab (paper loads Stable Diffusion instead)")
+    r.add_argument("--root", metavar="DIR", help="backbone cache root (default $MDIC_LAB_CACHE/backbones or "
+                   "~/.cache/mdic_lab/backbones); an empty folder forces pretraining from scratch")
+    r.add_argument("--export", metavar="DIR", help="write the half-precision shipped copy here, e.g. "
+                   "mdic_lab/models/mdic/shipped/lab (refused over 10 MB)")
+    r.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16", help="storage of the shipped weights")
+    r.add_argument("--training-provenance", metavar="JSON", help="command, git commit, machine … of the run that "
+                   "made a cache folder whose pretrain.json does not record them")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=_cmd_pretrain)
 
     k = sub.add_parser("codecs", help="list the registered codecs: presets, rate points, variants, decoder needs")
     k.set_defaults(func=_cmd_codecs)

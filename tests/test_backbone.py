@@ -211,8 +211,7 @@ def test_shipped_lab_provenance_has_the_required_fields():
     assert prov["pretrain_config"] == pcfg.to_dict()
     assert (prov["seed"], prov["vae_steps"], prov["text_steps"]) == (pcfg.seed, pcfg.vae_steps, pcfg.text_steps)
     assert len(prov["git_commit"]) == 40 and prov["time_taken_s"] > 0
-    assert prov["remake_command"] == ("python -m mdic_lab.models.mdic.pretrain --preset lab "
-                                      "--export mdic_lab/models/mdic/shipped/lab")
+    assert prov["remake_command"] == "mdic-lab pretrain --preset lab --export mdic_lab/models/mdic/shipped/lab"
     # the half-precision copy keeps the VAE: under 0.1 dB from float32 on the same held-out pairs
     assert abs(prov["vae_psnr_db_fp32"] - prov["vae_psnr_db_shipped"]) < 0.1
     assert prov["text_retrieval_top1"] > prov["chance_top1"]
@@ -268,15 +267,16 @@ def test_shipped_vae_psnr_on_heldout_pairs():
 
 
 def test_remake_command_pretrains_and_exports_smoke(tmp_path, capsys):
-    """``python -m mdic_lab.models.mdic.pretrain --export`` on the smoke preset: pretrain, export, load back."""
+    """``mdic-lab pretrain --export`` on the smoke preset: pretrain, export, load back."""
     import json
 
-    from mdic_lab.models.mdic.pretrain import backbone_key, find_shipped_backbone, load_shipped_backbone, main
+    from mdic_lab.cli import main
+    from mdic_lab.models.mdic.pretrain import backbone_key, find_shipped_backbone, load_shipped_backbone
 
     smoke = MDICConfig.preset("smoke")
-    assert main(["--preset", "smoke", "--root", str(tmp_path / "cache"), "--export", str(tmp_path / "ship" / "smoke"),
+    assert main(["pretrain", "--preset", "smoke", "--root", str(tmp_path / "cache"), "--export", str(tmp_path / "ship" / "smoke"),
                  "--dtype", "bfloat16", "--no-progress"]) == 0
-    assert "exported to" in capsys.readouterr().out
+    assert "\"exported_to\"" in capsys.readouterr().out
     d = find_shipped_backbone(backbone_key(smoke, "smoke"), root=tmp_path / "ship")
     assert d == tmp_path / "ship" / "smoke"
     prov = json.loads((d / "provenance.json").read_text())

@@ -40,7 +40,7 @@ and data generator); the weights are upcast to float32 on load.  The returned ba
 ``provenance`` attribute says which copy was used (``source``: ``shipped``, ``cache`` or
 ``pretrained``).  Remake it with::
 
-    python -m mdic_lab.models.mdic.pretrain --preset lab --export mdic_lab/models/mdic/shipped/lab
+    mdic-lab pretrain --preset lab --export mdic_lab/models/mdic/shipped/lab
 
 Progress: a tqdm bar in a terminal or a notebook, otherwise (a log file, a pipe) a plain
 line on stderr every :data:`PROGRESS_LOG_INTERVAL_S` seconds.
@@ -48,7 +48,6 @@ line on stderr every :data:`PROGRESS_LOG_INTERVAL_S` seconds.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -74,7 +73,7 @@ from .config import PRESET_ALIASES
 __all__ = ["PretrainConfig", "PRETRAIN_PRESETS", "ImageTower", "pretrain_backbone", "backbone_cache_dir",
            "load_or_pretrain_backbone", "default_backbone_root", "vae_psnr", "info_nce", "backbone_key",
            "ensure_pretrained", "export_backbone", "find_shipped_backbone", "load_shipped_backbone",
-           "shipped_provenance", "SHIPPED_ROOT", "MAX_SHIPPED_BYTES", "main"]
+           "shipped_provenance", "SHIPPED_ROOT", "MAX_SHIPPED_BYTES", "SHIP_DTYPES"]
 
 #: Where the package's shipped backbones live (one folder per preset, see :func:`export_backbone`).
 SHIPPED_ROOT = Path(__file__).resolve().parent / "shipped"
@@ -683,7 +682,7 @@ def export_backbone(src_dir, dst_dir, dtype=torch.float16, *, config, training_p
     key = backbone_key(config, rep["preset"], pcfg)
     if rep.get("key") != key or src.name != key:
         raise ValueError(f"{src} holds backbone {rep.get('key')!r}, but this config, pretraining config and data "
-                         f"generator give {key!r}: pretrain again (python -m mdic_lab.models.mdic.pretrain)")
+                         f"generator give {key!r}: pretrain again (mdic-lab pretrain)")
     t0 = time.perf_counter()
     prev = torch.get_num_threads()
     torch.set_num_threads(pcfg.num_threads)
@@ -770,45 +769,4 @@ def _remake_command(preset: str, dst: Path) -> str:
         where = Path("mdic_lab/models/mdic/shipped") / dst.resolve().relative_to(SHIPPED_ROOT)
     except ValueError:
         where = dst
-    return f"python -m mdic_lab.models.mdic.pretrain --preset {preset} --export {where}"
-
-
-def main(argv=None) -> int:
-    """``python -m mdic_lab.models.mdic.pretrain --preset lab [--root DIR] [--export DIR] [--dtype float16]``.
-
-    Pretrains the preset's backbone into the cache (or reuses the cached one; never the shipped
-    copy), prints its report and, with ``--export``, writes the compact shipped folder.
-    """
-    from .config import MDICConfig
-
-    p = argparse.ArgumentParser(prog="mdic_lab.models.mdic.pretrain",
-                                description="Pretrain (or reuse the cached) small MDIC backbone; optionally export it.")
-    p.add_argument("--preset", default="lab", help=f"one of: {', '.join(PRETRAIN_PRESETS)}")
-    p.add_argument("--root", help="backbone cache root (default $MDIC_LAB_CACHE/backbones or ~/.cache/mdic_lab/backbones);"
-                   " an empty folder forces pretraining from scratch")
-    p.add_argument("--export", metavar="DIR", help="write the compact shipped copy here, e.g. mdic_lab/models/mdic/shipped/lab")
-    p.add_argument("--dtype", choices=list(SHIP_DTYPES), default="float16", help="storage format of the shipped weights")
-    p.add_argument("--training-provenance", metavar="JSON",
-                   help="command, git_commit, git_dirty_files, machine, started_utc, finished_utc, note of the run "
-                        "that made a cache folder whose pretrain.json does not record them (older code)")
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
-    preset = PRESET_ALIASES.get(a.preset, a.preset)
-    cfg = MDICConfig.preset(preset)
-    _resolve(preset, None)
-    folder, source = ensure_pretrained(cfg, preset, root=a.root, progress=not a.no_progress, verbose=True)
-    rep = pretrain_report(folder)
-    print(json.dumps({"folder": str(folder), "source": source, "vae_psnr_db": rep.get("vae_psnr_db"),
-                      "text_retrieval_top1": rep.get("text_retrieval_top1"), "total_s": rep.get("total_s")}), flush=True)
-    if a.export:
-        extra = json.loads(Path(a.training_provenance).read_text()) if a.training_provenance else None
-        prov = export_backbone(folder, a.export, SHIP_DTYPES[a.dtype], config=cfg, training_provenance=extra)
-        print(json.dumps({k: prov[k] for k in ("key", "dtype", "vae_psnr_db_fp32", "vae_psnr_db_shipped",
-                                                "vae_psnr_db_fp32_test", "vae_psnr_db_shipped_test",
-                                                "text_hidden_max_abs_diff", "weights_bytes")}), flush=True)
-        print(f"exported to {a.export}: {_folder_bytes(Path(a.export))} bytes", flush=True)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    return f"mdic-lab pretrain --preset {preset} --export {where}"
