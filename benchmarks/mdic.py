@@ -47,22 +47,24 @@ def bench_mdic(args) -> dict:
 
     from mdic_lab import metrics as M
     from mdic_lab.data.synthetic import SyntheticStereo
-    from mdic_lab.models.mdic import MDICConfig
-    from mdic_lab.models.mdic.training import MDICTrainConfig, load_trained, train_mdic
+    from mdic_lab.models.mdic.pretrain import load_or_pretrain_backbone
+    from mdic_lab.registry import resolve
+    from mdic_lab.runs.coding import load_run
+    from mdic_lab.runs.data import LatentBank
+    from mdic_lab.runs.train import train_run
 
-    cfg = MDICConfig.preset("lab")
+    run = resolve("mdic", "lab", overrides={"steps": args.train_steps, "train_length": args.train_length,
+                                            "ckpt_every": 10 ** 6, "log_every": 10 ** 6,
+                                            "num_threads": args.threads})
+    cfg = run.model
     with tempfile.TemporaryDirectory() as tmp:
-        tcfg = MDICTrainConfig.preset("lab", steps=args.train_steps, train_length=args.train_length,
-                                      ckpt_every=10 ** 6, log_every=10 ** 6, num_threads=args.threads)
-        from mdic_lab.models.mdic.training import LatentBank, build_backbone
-
-        bb = build_backbone(cfg, "lab", progress=False)
+        bb = load_or_pretrain_backbone(cfg, "lab", progress=False)  # cached after the first run
         ds_train = SyntheticStereo("train", size=cfg.image_size, length=args.train_length)
-        bank = LatentBank(ds_train, bb)
+        bank = LatentBank(ds_train, bb)  # latents computed once, outside the timed steps
         t0 = time.perf_counter()
-        train_mdic(cfg, tcfg, Path(tmp) / "run", preset="lab", dataset=bank, backbone=bb, progress=False)
+        train_run(run, Path(tmp) / "run", dataset=bank, progress=False)
         steps_per_s = args.train_steps / (time.perf_counter() - t0)
-        model, _ = load_trained(args.mdic_run if args.mdic_run else Path(tmp) / "run")
+        model, _, _ = load_run(args.mdic_run if args.mdic_run else Path(tmp) / "run")
     torch.set_num_threads(args.threads)
     ds = SyntheticStereo("test", size=tuple(model.config.image_size), length=args.n_eval)
     enc, d5, d10, bpp, psnr, ms = [], [], [], [], [], []
@@ -79,7 +81,7 @@ def bench_mdic(args) -> dict:
         enc.append(t1 - t0), d5.append(t2 - t1), d10.append(t3 - t2)
         bpp.append(model.bpp(s)[0]), psnr.append(float(M.psnr(xh, x))), ms.append(float(M.ms_ssim(xh, x)))
     return {"model": "mdic", "preset": "lab", "weights": args.mdic_run or f"{args.train_steps} fresh steps",
-            "train_steps_per_s": steps_per_s, "train_batch": tcfg.batch_size, "encode_s": _mean(enc),
+            "train_steps_per_s": steps_per_s, "train_batch": run.train.batch_size, "encode_s": _mean(enc),
             "decode_s_5_steps": _mean(d5), "decode_s_10_steps": _mean(d10), "peak_mem_mb": _peak_mb(),
             "bpp": _mean(bpp), "psnr": _mean(psnr), "ms_ssim": _mean(ms), "n_eval": args.n_eval,
             "threads": args.threads}
@@ -88,28 +90,30 @@ def bench_mdic(args) -> dict:
 def bench_ndic(args) -> dict:
     import torch
 
-    from mdic_lab.config import get_preset
-    from mdic_lab.evaluate import evaluate_model, summarize
-    from mdic_lab.train import load_model, make_dataset, train
+    from mdic_lab.data.sources import parse_data_spec
+    from mdic_lab.registry import resolve
+    from mdic_lab.runs.coding import load_run
+    from mdic_lab.runs.evaluate import evaluate_model, summarize
+    from mdic_lab.runs.train import train_run, training_dataset
 
-    mcfg, tcfg = get_preset("ndic", "lab", None, {"steps": args.train_steps, "train_length": args.train_length,
-                                                   "ckpt_every": 10 ** 6, "log_every": 10 ** 6,
-                                                   "num_threads": args.threads})
+    run = resolve("ndic", "lab", overrides={"steps": args.train_steps, "train_length": args.train_length,
+                                            "ckpt_every": 10 ** 6, "log_every": 10 ** 6,
+                                            "num_threads": args.threads})
     with tempfile.TemporaryDirectory() as tmp:
-        ds_train = make_dataset("train", tcfg, length=args.train_length)
+        ds_train = training_dataset(run)  # the first train_length synthetic train pairs
         t0 = time.perf_counter()
-        train("ndic", mcfg, tcfg, Path(tmp) / "run", dataset=ds_train)
+        train_run(run, Path(tmp) / "run", dataset=ds_train, progress=False)
         steps_per_s = args.train_steps / (time.perf_counter() - t0)
-        model, ckpt = load_model(args.ndic_run if args.ndic_run else Path(tmp) / "run")
+        model, trained, hooks = load_run(args.ndic_run if args.ndic_run else Path(tmp) / "run")
     torch.set_num_threads(args.threads)
-    ds = make_dataset("test", tcfg, length=args.n_eval)
-    s = summarize(evaluate_model(model, ds, limit=args.n_eval, use_lpips=False))
+    ds = hooks.open_data(run, parse_data_spec("synthetic"), "test", length=args.n_eval)
+    s = summarize(evaluate_model(model, hooks, ds, limit=args.n_eval, use_lpips=False))
     return {"model": "ndic", "preset": "lab", "weights": args.ndic_run or f"{args.train_steps} fresh steps",
-            "train_steps_per_s": steps_per_s, "train_batch": tcfg.batch_size, "encode_s": s["encode_s"],
+            "train_steps_per_s": steps_per_s, "train_batch": run.train.batch_size, "encode_s": s["encode_s"],
             "decode_s_5_steps": None, "decode_s_10_steps": None, "decode_s": s["decode_s"],
             "peak_mem_mb": _peak_mb(), "bpp": s["bpp_coded"], "bpp_estimated": s["bpp_estimated"],
             "psnr": s["psnr"], "ms_ssim": s["ms_ssim"], "n_eval": args.n_eval, "threads": args.threads,
-            "lmbda": ckpt["train_config"]["lmbda"]}
+            "lmbda": trained.train.lmbda}
 
 
 def main(argv=None) -> int:
