@@ -42,6 +42,8 @@ refuses a changed training config on resume).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import importlib.util
 import multiprocessing
 import os
 import queue
@@ -105,7 +107,17 @@ class Plan:
     _close: Callable[[], None] | None = None
 
     def close(self, cancel: bool = False) -> None:
-        """Shut the executor down (``cancel``: drop the cells not started yet) and free what it started."""
+        """Shut the executor down and free what it started.  ``cancel`` (Ctrl-C): drop the cells not
+        started yet and end the local worker processes, so that none picks up a queued cell; their
+        cells keep their last checkpoint."""
+        if cancel and isinstance(self.executor, cf.ProcessPoolExecutor):
+            procs = list((getattr(self.executor, "_processes", None) or {}).values())
+            for proc in procs:
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            for proc in procs:  # gone before the tables are written: their claims read as stale
+                with contextlib.suppress(Exception):
+                    proc.join(timeout=5)
         # the sweep closes after every future resolved (or on an interrupt): no need to wait for the
         # workers to exit (a local worker takes a second or more to unload torch)
         try:
@@ -118,8 +130,9 @@ class Plan:
                 self._close()
 
 
-def check_executor(name, options: dict | None = None, workers=None) -> None:
-    """Refuse an unknown executor, an unknown option of a known one, or a bad ``workers``."""
+def check_executor(name, options: dict | None = None, workers=None, imports: bool = True) -> None:
+    """Refuse an unknown executor, an unknown option of a known one, a bad ``workers``, or (``imports``)
+    an executor whose packages are not installed."""
     if name not in EXECUTORS:
         raise ConfigError(f"unknown executor {name!r} (expected one of: {', '.join(EXECUTORS)})")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -138,6 +151,11 @@ def check_executor(name, options: dict | None = None, workers=None) -> None:
                           "(expected one of: spawn, forkserver; fork is unsafe with torch threads)")
     if name == "dask" and sum(options.get(k) is not None for k in ("address", "cluster", "slurm")) > 1:
         raise ConfigError("the dask executor takes one of address=, cluster= or slurm=, not several")
+    needs = {"dask": ["distributed"] + (["dask_jobqueue"] if options.get("slurm") is not None else []),
+             "submitit": ["submitit"]}.get(name, [])
+    missing = [m for m in needs if imports and importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"the {name} executor needs {', '.join(missing)}: pip install 'mdic-lab[cluster]'")
 
 
 def make_executor(name: str, *, n_cells: int, workers: int | None = None, folder=None, **options) -> Plan:

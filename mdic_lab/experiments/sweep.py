@@ -417,7 +417,7 @@ def load_spec(path_or_dict) -> SweepSpec:
         if not isinstance(options, dict):
             raise _err(name, f"[executor.{ex_name}] must be a table of options")
         try:
-            check_executor(ex_name, options)
+            check_executor(ex_name, options, imports=False)  # packages: checked when the executor is chosen
         except ConfigError as exc:
             raise _err(name, f"[executor.{ex_name}]: {exc}") from None
     desc = raw.get("description", "")
@@ -1002,6 +1002,8 @@ def run_sweep(spec, *, out=None, executor: str = "local", workers: int | None = 
     if not claim_timeout > 0:
         raise SweepSpecError(f"claim_timeout must be > 0 seconds, got {claim_timeout!r}")
     heartbeat = min(30.0, claim_timeout / 4) if heartbeat is None else float(heartbeat)
+    if not 0 < heartbeat < claim_timeout:
+        raise SweepSpecError(f"heartbeat must be > 0 and below claim_timeout ({claim_timeout} s), got {heartbeat!r}")
     _prepare_folder(out, spec, add)
     from mdic_lab.runs.rundir import strict_json
 
@@ -1024,7 +1026,7 @@ def run_sweep(spec, *, out=None, executor: str = "local", workers: int | None = 
             prog = _Progress(len(spec.cells), len(skipped), spec.name, progress, log_interval, plan.workers)
             results = _drive(plan, todo, out, spec, backbone_root, claim_timeout, heartbeat, prog, executor, workers,
                              options, launcher)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, or the executor itself broke: stop what still runs
         interrupted = True
         raise
     finally:
