@@ -1022,10 +1022,15 @@ def run_sweep(spec, *, out=None, executor: str = "local", workers: int | None = 
     prog = None
     try:
         if todo:
-            plan = make_executor(executor, n_cells=len(todo), workers=workers, folder=out / ".submitit", **options)
+            folder = Path(options.pop("folder", out / ".submitit"))  # where an executor may keep job files
+
+            def make(n_cells):
+                return make_executor(executor, n_cells=n_cells, workers=workers, folder=folder, **options)
+
+            plan = make(len(todo))
             prog = _Progress(len(spec.cells), len(skipped), spec.name, progress, log_interval, plan.workers)
-            results = _drive(plan, todo, out, spec, backbone_root, claim_timeout, heartbeat, prog, executor, workers,
-                             options, launcher)
+            results = _drive(plan, make, todo, out, spec, backbone_root, claim_timeout, heartbeat, prog, executor,
+                             launcher)
     except BaseException:  # Ctrl-C, or the executor itself broke: stop what still runs
         interrupted = True
         raise
@@ -1060,8 +1065,7 @@ def _git_commit():
     return git_commit()
 
 
-def _drive(plan, todo, out, spec, backbone_root, claim_timeout, heartbeat, prog, executor, workers, options,
-           launcher=None):
+def _drive(plan, make, todo, out, spec, backbone_root, claim_timeout, heartbeat, prog, executor, launcher=None):
     """Submit the cells, collect their results, wait on cells another sweep holds; returns id -> result."""
     from concurrent.futures import BrokenExecutor
 
@@ -1101,8 +1105,7 @@ def _drive(plan, todo, out, spec, backbone_root, claim_timeout, heartbeat, prog,
                 results[cell.cell_id] = res
         if broken:
             plan.close(cancel=True)
-            new = make_executor(executor, n_cells=len(broken) + len(futures), workers=workers,
-                                folder=out / ".submitit", **options)
+            new = make(len(broken) + len(futures))
             plan.executor, plan._close = new.executor, new._close
             again = broken + list(futures.values())
             futures.clear()
