@@ -66,6 +66,8 @@ from pathlib import Path
 from mdic_lab.atomic import atomic_write_text
 from mdic_lab.config import ConfigError
 
+from mdic_lab.progress import in_notebook
+
 from .executors import EXECUTORS, check_executor, make_executor
 
 __all__ = ["SweepSpecError", "SweepSpec", "Cell", "SweepResult", "load_spec", "run_sweep", "run_cell",
@@ -876,18 +878,6 @@ def write_tables(out, claim_timeout: float = 300.0) -> tuple[Path, Path]:
 
 
 # ============================================================================ progress
-def _in_notebook() -> bool:
-    if "IPython" not in sys.modules:
-        return False
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    except Exception:  # noqa: BLE001
-        return False
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-
-
 class _Progress:
     """Cells done / running / failed with an ETA: a tqdm bar in a terminal or notebook, plain lines
     every ``interval`` seconds in a log (stderr not a tty)."""
@@ -899,7 +889,7 @@ class _Progress:
         self.bar = None
         self.mode = "off"
         if enabled:
-            if sys.stderr.isatty() or _in_notebook():
+            if sys.stderr.isatty() or in_notebook():
                 from tqdm.auto import tqdm
 
                 self.mode = "bar"

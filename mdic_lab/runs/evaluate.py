@@ -88,10 +88,10 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
         raise ValueError(f"nothing to evaluate: dataset has {len(dataset)} pairs, limit={limit}")
     lp = _lpips_fn(use_lpips)
     needs_caption = hooks.codec.needs_caption
-    from tqdm.auto import tqdm
+    from mdic_lab.progress import progress_bar
 
     rows = []
-    bar = tqdm(total=n, desc="evaluate", disable=not progress, mininterval=30.0, leave=False)
+    bar = progress_bar(n, f"evaluate {hooks.codec.name}", progress)
     for start in range(0, n, batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, n))]
         x = torch.stack([it["left"].float() for it in items])  # (B, 3, H, W)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from mdic_lab import __version__
+from mdic_lab.progress import progress_bar
 
 from .rundir import RunDir, RunError, git_commit
 
@@ -67,15 +67,6 @@ def training_dataset(run, data="synthetic", *, captioner=None, caption_cache=Non
     length = data_limit if data_limit is not None else (None if spec.is_real else run.train.train_length)
     hooks = get_codec(run.codec).load_hooks()
     return hooks.open_data(run, spec, "train", length=length, captioner=captioner, caption_cache=caption_cache)
-
-
-def _progress_bar(total: int, initial: int, desc: str, enabled: bool):
-    """tqdm that shows a widget in a notebook, a live bar in a terminal and a line every 30 s in a log."""
-    from tqdm.auto import tqdm
-
-    tty = sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, leave=tty,
-                mininterval=0.5 if tty else 30.0, file=sys.stderr)
 
 
 def _record(run, bank, hooks, context, world: int) -> dict:
@@ -205,7 +196,8 @@ def train_run(run, out_dir, *, dataset=None, data="synthetic", captioner=None, c
         stop_at = run.train.steps if max_steps is None else min(run.train.steps, int(max_steps))
         model.train()
         t_start = time.perf_counter() - elapsed
-        bar = _progress_bar(stop_at, step, f"train {run.codec} ({run.preset}, {run.variant})", progress and main)
+        bar = progress_bar(stop_at, f"train {run.codec} ({run.preset}, {run.variant})", progress and main,
+                           initial=step)
         while step < stop_at:
             terms = hooks.loss(model, core, bank, gens, run, rank=rank, world=world, device=accelerator.device)
             opt.zero_grad(set_to_none=True)
@@ -222,7 +214,7 @@ def train_run(run, out_dir, *, dataset=None, data="synthetic", captioner=None, c
                 row = {"step": step, "loss": f"{float(terms['loss'].detach()):.6g}", **hooks.log_values(terms),
                        "lr": f"{lr:.4g}", "elapsed_s": f"{elapsed:.2f}"}
                 rows.append(row)
-                bar.set_postfix(loss=row["loss"])
+                bar.set_postfix(loss=row["loss"], refresh=False)
                 if verbose and main:
                     print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
             if step % run.train.ckpt_every == 0 or step == stop_at:

@@ -67,6 +67,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mdic_lab.progress import progress_bar
+
 from .backbone import Backbone
 from .config import PRESET_ALIASES
 
@@ -250,85 +252,9 @@ def vae_psnr(vae, images: torch.Tensor, batch_size: int = 8) -> float:
     return float((10 * torch.log10(1.0 / m.clamp_min(1e-12))).mean())
 
 
-def _in_notebook() -> bool:
-    """True inside a Jupyter kernel (where tqdm.auto draws a widget, or a text bar the front end redraws)."""
-    if "IPython" not in sys.modules:
-        return False
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def _fmt_s(seconds: float) -> str:
-    """Seconds as ``1h02m05s`` / ``1m15s`` / ``7s``.
-
-    >>> _fmt_s(75.2), _fmt_s(3725), _fmt_s(7)
-    ('1m15s', '1h02m05s', '7s')
-    """
-    s = int(round(seconds))
-    h, m = divmod(s, 3600)
-    m, s = divmod(m, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
-
-
-class LineProgress:
-    """Progress as plain lines for logs and pipes (where a tqdm bar is one endless ``\\r`` line).
-
-    Same calls as tqdm (``update``, ``set_postfix``, ``close``).  Writes a line when it starts,
-    then at most every ``interval`` seconds, and one when it closes::
-
-        pretrain VAE: 120/2400 (5%) loss=0.0123 elapsed 1m02s eta 19m40s
-    """
-
-    def __init__(self, total: int, desc: str, stream=None, interval: float | None = None):
-        self.total, self.desc, self.n = int(total), desc, 0
-        self.stream = stream
-        self.interval = PROGRESS_LOG_INTERVAL_S if interval is None else float(interval)
-        self.postfix = ""
-        self.t0 = self._last = time.monotonic()
-        self._closed = False
-        self._write()
-
-    def _write(self):
-        el = time.monotonic() - self.t0
-        pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
-        eta = f" eta {_fmt_s(el / self.n * (self.total - self.n))}" if 0 < self.n < self.total else ""
-        post = f" {self.postfix}" if self.postfix else ""
-        stream = sys.stderr if self.stream is None else self.stream
-        print(f"{self.desc}: {self.n}/{self.total}{pct}{post} elapsed {_fmt_s(el)}{eta}", file=stream, flush=True)
-        self._last = time.monotonic()
-
-    def update(self, n: int = 1):
-        self.n += n
-        if time.monotonic() - self._last >= self.interval and self.n < self.total:
-            self._write()
-
-    def set_postfix(self, **kw):
-        self.postfix = " ".join(f"{k}={v}" for k, v in kw.items())
-
-    def close(self):
-        if not self._closed:
-            self._closed = True
-            self._write()
-
-
 def _progress(total, desc, enabled, stream=None, interval=None):
-    """A progress reporter: silent when not ``enabled``; a tqdm bar in a terminal or a notebook
-    (``tqdm.auto``: a widget where ipywidgets is installed); otherwise a :class:`LineProgress`."""
-    from tqdm.auto import tqdm
-
-    if not enabled:
-        return tqdm(total=total, desc=desc, disable=True)
-    stream = sys.stderr if stream is None else stream
-    if _in_notebook():
-        return tqdm(total=total, desc=desc)
-    isatty = getattr(stream, "isatty", None)
-    if isatty is not None and isatty():
-        return tqdm(total=total, desc=desc, leave=False, file=stream)
-    return LineProgress(total, desc, stream=stream, interval=interval)
+    return progress_bar(total, desc, enabled, stream=stream,
+                        interval=PROGRESS_LOG_INTERVAL_S if interval is None else interval)
 
 
 def pretrain_backbone(config, pcfg: PretrainConfig, progress: bool = True) -> tuple[Backbone, dict]:
