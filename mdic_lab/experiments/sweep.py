@@ -73,10 +73,10 @@ from .executors import EXECUTORS, check_executor, make_executor
 __all__ = ["SweepSpecError", "SweepSpec", "Cell", "SweepResult", "load_spec", "run_sweep", "run_cell",
            "CELL_COLUMNS", "RESULT_COLUMNS", "TIMING_COLUMNS", "claim_status", "acquire_claim", "main"]
 
-SPEC_KEYS = ("name", "description", "out", "data", "grid", "eval", "executor")
+SPEC_KEYS = ("name", "description", "out", "data", "captioner", "grid", "eval", "executor")
 GRID_KEYS = ("codec", "preset", "variant", "rate_point", "seed", "overrides")
 EVAL_DEFAULTS = {"split": "test", "limit": None, "num_inference_steps": None, "seed": 0, "use_lpips": False,
-                 "tag": None}
+                 "tag": None, "batch_size": 1}
 CLAIM, ERROR, LOG, CELL_JSON = "claim.lock", "error.txt", "log.txt", "cell.json"
 HOST = socket.gethostname()
 
@@ -149,10 +149,14 @@ class SweepSpec:
     executor: dict = field(default_factory=dict)  # executor name -> options (not part of the identity)
     source: str | None = None
     cells: list = field(default_factory=list, repr=False)
+    captioner: str | None = None  # BLIP-2 folder / hub id captioning real data's side views (MDIC)
 
     def to_dict(self) -> dict:
-        """The identity of the spec: what decides its cells (name, data, grid, eval)."""
-        return {"name": self.name, "data": self.data, "grid": self.grid, "eval": self.eval}
+        """The identity of the spec: what decides its cells (name, data, captioner if any, grid, eval)."""
+        d = {"name": self.name, "data": self.data, "grid": self.grid, "eval": self.eval}
+        if self.captioner is not None:
+            d["captioner"] = self.captioner
+        return d
 
     @property
     def hash(self) -> str:
@@ -323,7 +327,7 @@ def _normalise_eval(name, ev) -> dict:
     out = {**EVAL_DEFAULTS, **ev}
     if not isinstance(out["split"], str) or not out["split"] or "/" in out["split"]:
         raise _err(name, f"eval.split must be a split name such as 'test', got {out['split']!r}")
-    for key in ("limit", "num_inference_steps"):
+    for key in ("limit", "num_inference_steps", "batch_size"):
         v = out[key]
         if v is not None and (not _is_int(v) or v < 1):
             raise _err(name, f"eval.{key} must be a positive int, got {v!r}")
@@ -343,7 +347,7 @@ def _expand(spec: SweepSpec) -> list[Cell]:
 
     g = spec.grid
     cells, seen = [], set()
-    extra = {"data": spec.data, "eval": spec.eval}
+    extra = {"data": spec.data, "eval": spec.eval, **({"captioner": spec.captioner} if spec.captioner else {})}
     for codec in g["codec"]:
         entry = get_codec(codec)
         ov = g["overrides"][codec]
@@ -409,6 +413,9 @@ def load_spec(path_or_dict) -> SweepSpec:
         data = str(parse_data_spec(data))
     except (ValueError, TypeError, FileNotFoundError) as exc:
         raise _err(name, f"data: {exc}") from None
+    captioner = raw.get("captioner")
+    if captioner is not None and (not isinstance(captioner, str) or not captioner):
+        raise _err(name, f"captioner must be a BLIP-2 folder or hub id, got {captioner!r}")
     out = raw.get("out")
     if out is not None and (not isinstance(out, str) or not out):
         raise _err(name, f"out must be a folder name, got {out!r}")
@@ -425,7 +432,7 @@ def load_spec(path_or_dict) -> SweepSpec:
     desc = raw.get("description", "")
     spec = SweepSpec(name=name, data=data, grid=_normalise_grid(name, raw["grid"]),
                      eval=_normalise_eval(name, raw.get("eval")), out=out, description=str(desc),
-                     executor=executor, source=source)
+                     executor=executor, source=source, captioner=captioner)
     spec.cells = _expand(spec)
     return spec
 
@@ -625,7 +632,7 @@ def _cell_run(task: dict):
 
     cell, cell_dir = Cell(**task["cell"]), Path(task["dir"])
     run = cell.resolve()
-    extra = {"data": task["data"], "eval": task["eval"]}
+    extra = {"data": task["data"], "eval": task["eval"], **({"captioner": task["captioner"]} if task.get("captioner") else {})}
     if run.hash(extra) != cell.cell_id:  # the code's presets changed between planning and running
         raise RuntimeError(f"cell {cell.cell_id} resolves to config hash {run.hash(extra)} with this code "
                            f"(planned with another version of the presets); start the sweep again")
@@ -649,8 +656,8 @@ def _train(task: dict) -> dict:
     run, threads = _cell_run(task)
     torch.set_num_threads(threads)
     print(f"threads={threads} torch={torch.__version__}", flush=True)
-    tr = train_run(run, task["dir"], data=task["data"], resume=True, progress=True,
-                   backbone_root=task["backbone_root"])
+    tr = train_run(run, task["dir"], data=task["data"], captioner=task.get("captioner"), resume=True,
+                   progress=True, backbone_root=task["backbone_root"])
     return {"step": tr["step"], "elapsed_s": tr["elapsed_s"], "num_processes": tr["num_processes"]}
 
 
@@ -686,7 +693,7 @@ def _train_and_evaluate(task: dict) -> dict:
     train = _train_launched(task) if task.get("launcher") else _train(task)
     summary = evaluate_run(task["dir"], split=ev["split"], limit=ev["limit"], data=task["data"],
                            num_inference_steps=ev["num_inference_steps"], seed=ev["seed"],
-                           use_lpips=ev["use_lpips"], tag=ev["tag"])
+                           use_lpips=ev["use_lpips"], tag=ev["tag"], batch_size=ev.get("batch_size", 1))
     return {"train": train, "summary": summary}
 
 
@@ -941,7 +948,7 @@ class SweepResult:
 def _task(cell: Cell, out: Path, spec: SweepSpec, plan, backbone_root, claim_timeout, heartbeat,
           launcher=None) -> dict:
     return {"cell": cell.identity(), "dir": str(out / "cells" / cell.name), "data": spec.data, "eval": spec.eval,
-            "launcher": launcher,
+            "captioner": spec.captioner, "launcher": launcher,
             "threads": plan.threads, "backbone_root": None if backbone_root is None else str(backbone_root),
             "capture": plan.capture, "parent_pid": os.getpid(), "claim_timeout": claim_timeout,
             "heartbeat": heartbeat}

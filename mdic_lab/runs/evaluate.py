@@ -10,7 +10,8 @@ side and never mixed up:
 
 ``round_trip`` is the codec's exactness check (hyperprior / NDIC: the decoded image equals
 the ``"dequantize"`` forward pass bit for bit; MDIC: the decoded indices equal the encoder's).
-LPIPS needs its pretrained weights: without them it is NaN and ``lpips_available`` is False.
+LPIPS and DISTS need their pretrained weights: without them they are NaN and
+``lpips_available`` / ``dists_available`` are False (never a number from random weights).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from .rundir import RunDir
 
 __all__ = ["EVAL_FIELDS", "evaluate_run", "evaluate_model", "summarize", "nan_means", "rd_points"]
 
-EVAL_FIELDS = ["name", "bpp_coded", "bpp_payload", "bpp_estimated", "psnr", "ms_ssim", "lpips", "encode_s",
-               "decode_s", "round_trip"]
+EVAL_FIELDS = ["name", "bpp_coded", "bpp_payload", "bpp_estimated", "psnr", "ms_ssim", "lpips", "dists",
+               "encode_s", "decode_s", "round_trip"]
 
 
 def nan_means(rows: list[dict], fields) -> dict:
@@ -44,20 +45,23 @@ def nan_means(rows: list[dict], fields) -> dict:
 def summarize(rows: list[dict]) -> dict:
     """Means of the numeric columns (NaNs skipped), ``n``, ``all_round_trip``, ``lpips_available``."""
     out = {"n": len(rows), "all_round_trip": all(bool(r["round_trip"]) for r in rows),
-           "lpips_available": any(not math.isnan(float(r["lpips"])) for r in rows)}
+           "lpips_available": any(not math.isnan(float(r["lpips"])) for r in rows),
+           "dists_available": any(not math.isnan(float(r.get("dists", "nan"))) for r in rows)}
     out.update(nan_means(rows, [k for k in EVAL_FIELDS if k not in ("name", "round_trip")]))
     return out
 
 
-def _lpips_fn(use_lpips: bool):
+def _perceptual_fn(name: str, wanted: bool):
+    """``lpips_distance`` / ``dists_distance`` if wanted and its weight files are on disk, else None."""
     from mdic_lab import metrics as M
 
-    if not use_lpips:
+    if not wanted:
         return None
+    fn = getattr(M, f"{name}_distance")
     try:
         probe = torch.rand(1, 3, 64, 64)
-        M.lpips_distance(probe, probe)
-        return M.lpips_distance
+        fn(probe, probe)
+        return fn
     except M.MetricUnavailable:
         return None
 
@@ -65,13 +69,16 @@ def _lpips_fn(use_lpips: bool):
 @torch.no_grad()
 def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips: bool = True, seed: int = 0,
                    num_inference_steps: int | None = None, captioner=None, batch_size: int = 1,
-                   progress: bool = False) -> list[dict]:
+                   warmup: bool = False, progress: bool = False) -> list[dict]:
     """Per-image rows (:data:`EVAL_FIELDS`) for the first ``limit`` pairs of ``dataset``.
 
     ``captioner`` (a callable or a BLIP-2 folder / hub id) captions the side views of codecs
     whose decoder reads a caption; default: the dataset's own caption of the side view.
+    ``use_lpips``: also LPIPS and DISTS, where their weight files are present.
     ``batch_size`` images go through the encoder and the decoder together (each still decodes
     as it would alone); ``encode_s`` / ``decode_s`` are then the batch's time divided by its size.
+    ``warmup`` codes the first batch once, untimed, before the timed pass (first calls pay for
+    lazy initialisation and would inflate the first image's times).
     """
     from mdic_lab import metrics as M
     from mdic_lab.coding.bpp import bpp_from_bytes
@@ -86,10 +93,17 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
     n = len(dataset) if limit is None else min(int(limit), len(dataset))
     if n <= 0:
         raise ValueError(f"nothing to evaluate: dataset has {len(dataset)} pairs, limit={limit}")
-    lp = _lpips_fn(use_lpips)
+    lp, ds = _perceptual_fn("lpips", use_lpips), _perceptual_fn("dists", use_lpips)
     needs_caption = hooks.codec.needs_caption
     from mdic_lab.progress import progress_bar
 
+    if warmup:
+        items = [dataset[i] for i in range(min(batch_size, n))]
+        y = torch.stack([it["right"].float() for it in items])
+        caps = [it["caption"] for it in items] if needs_caption and captioner is None else (
+            [captioner(it["right"]) for it in items] if needs_caption else None)
+        hooks.decompress(model, hooks.compress(model, torch.stack([it["left"].float() for it in items])), y, caps,
+                         seed=seed, num_inference_steps=num_inference_steps)
     rows = []
     bar = progress_bar(n, f"evaluate {hooks.codec.name}", progress)
     for start in range(0, n, batch_size):
@@ -118,6 +132,7 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
                 # 5-scale MS-SSIM needs min(H, W) > 96 (window 7); smaller images get NaN
                 "ms_ssim": float(M.ms_ssim(hj, xj)) if min(x.shape[-2:]) > 96 else float("nan"),
                 "lpips": float(lp(hj, xj)) if lp is not None else float("nan"),
+                "dists": float(ds(hj, xj)) if ds is not None else float("nan"),
                 "encode_s": (t1 - t0) / b,
                 "decode_s": (t2 - t1) / b,
                 "round_trip": bool(exact[j]),
@@ -130,7 +145,7 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
 def evaluate_run(run_dir, *, split: str = "test", limit: int | None = None, data: str | None = None,
                  captioner=None, caption_cache=None, num_inference_steps: int | None = None, seed: int = 0,
                  use_lpips: bool = True, tag: str | None = None, csv_path=None, dataset=None,
-                 batch_size: int = 1, progress: bool = False) -> dict:
+                 batch_size: int = 1, warmup: bool = False, progress: bool = False) -> dict:
     """Evaluate a trained run on ``split`` with real bitstreams; write ``eval/<split>[-tag].{csv,json}``.
 
     ``data`` / ``captioner`` default to what the run was trained with (its ``config.json``);
@@ -164,7 +179,7 @@ def evaluate_run(run_dir, *, split: str = "test", limit: int | None = None, data
         captioner = None  # the opened pairs carry the captioner's captions
     rows = evaluate_model(model, hooks, dataset, limit=limit, use_lpips=use_lpips, seed=seed,
                           num_inference_steps=num_inference_steps, captioner=captioner, batch_size=batch_size,
-                          progress=progress)
+                          warmup=warmup, progress=progress)
     ckpt_step = int(rd.load_checkpoint()["step"])
     summary = {"run": str(rd.path), "codec": run.codec, "preset": run.preset, "variant": run.variant,
                "rate_point": run.rate_point, "split": split, "data": str(spec) if spec is not None else "custom",

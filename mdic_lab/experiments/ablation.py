@@ -1,0 +1,249 @@
+"""The main job's engine: every MDIC ablation trained and evaluated by the sweep, then Tables 1–4.
+
+``ablations/run_all.ipynb`` sets an :class:`AblationParams` in its ``parameters`` cell and
+calls :func:`run_ablation`; everything it shows comes from here, so tests reach it too.
+
+1. :func:`check_params` refuses bad input before any training: an unknown preset, variant,
+   rate point, metric or executor, a missing data root, an output folder that cannot be
+   written, or one that holds a sweep of other parameters.
+2. The sweep (:mod:`.sweep`): MDIC × variants × rate points × training seeds, each cell
+   trained, then evaluated on ``n_test`` pairs in batches; finished cells are skipped, so an
+   interrupted run resumes and a second run redoes nothing.
+3. Table 4's timings: the full model of every (rate point, seed) decoded again, one image at
+   a time, at each number of denoising steps (``eval/test-steps<k>``, also resumable).
+4. Tables 1–3 (BD-quality / BD-rate of the variants against the full model) and Table 4
+   with hierarchical paired bootstrap intervals (:mod:`.ablation_tables`), written as
+   ``table1.csv`` … ``table4.csv`` and ``tables.md``, and one claim per table row.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mdic_lab.config import ConfigError
+
+__all__ = ["AblationParams", "AblationResult", "PRESET_DEFAULTS", "check_params", "sweep_spec", "run_ablation",
+           "timing_rows", "curve_with_band"]
+
+CODEC = "mdic"
+METRICS = ("lpips", "dists", "psnr", "ms_ssim")  # the columns of the paper's tables
+
+#: What each preset changes in the defaults of :class:`AblationParams` (smoke: the pipeline in minutes).
+PRESET_DEFAULTS = {
+    "smoke": {"seeds": (0,), "n_test": 4, "n_timing": 2, "n_boot": 200, "batch_size": 4},
+    "lab": {},
+    "paper": {"n_test": 790, "n_timing": 32},
+}
+
+
+@dataclass(frozen=True)
+class AblationParams:
+    """Everything one ablation run depends on (the notebook's ``parameters`` cell)."""
+
+    preset: str = "lab"  # smoke | lab | paper (registry presets of MDIC)
+    variants: tuple = ("full", "no_text", "no_ts", "no_g1g2", "no_g2", "no_zd", "no_zd_zxc")  # "full" is always run
+    rate_points: tuple | None = None  # indices into the preset's rate points; None = all of them
+    seeds: tuple = (0, 1)  # training seeds (more seeds narrow the intervals; each costs a full set of cells)
+    n_test: int = 64  # test pairs every cell is evaluated on (the same pairs for every cell: paired)
+    data: str = "synthetic"  # data spec: synthetic | kitti:ROOT | cityscapes:ROOT
+    captioner: str | None = None  # BLIP-2 folder / hub id for real data (the paper: Salesforce/blip2-opt-2.7b)
+    executor: str = "local"  # local | dask | submitit (mdic_lab.experiments.executors)
+    workers: int | None = None  # cells at once (default: fill the machine's cores)
+    output_dir: str = "ablation_runs"  # sweep/, tables, figures and metrics.json land here
+    metrics: tuple = METRICS  # columns of the tables; LPIPS / DISTS need their weight files
+    timing_steps: tuple = (5, 10)  # denoising steps of Table 4
+    n_timing: int = 8  # test pairs decoded one at a time per (rate point, seed) for Table 4
+    n_boot: int = 1000  # bootstrap resamples per table cell
+    batch_size: int = 8  # pairs decoded together in the evaluation (Tables 1–3)
+    overrides: dict = field(default_factory=dict)  # any MDIC model / training config field, e.g. {"steps": 300}
+    backbone_root: str | None = None  # cache of pretrained small backbones (default ~/.cache/mdic_lab)
+    boot_seed: int = 0  # seed of the bootstrap draws
+
+    @classmethod
+    def for_preset(cls, preset: str = "lab", **changes) -> "AblationParams":
+        """The defaults of ``preset`` (:data:`PRESET_DEFAULTS`) with ``changes``; ``None`` values keep them."""
+        from mdic_lab.registry import get_codec
+
+        name = get_codec(CODEC).canonical_preset(preset)
+        kw = {**PRESET_DEFAULTS.get(name, {}), **{k: v for k, v in changes.items() if v is not None}}
+        for key in ("variants", "rate_points", "seeds", "metrics", "timing_steps"):
+            if isinstance(kw.get(key), str):  # papermill -p passes text: "full,no_ts" or "[0, 1]"
+                kw[key] = _parse_list(kw[key])
+            if kw.get(key) is not None:
+                kw[key] = tuple(kw[key])
+        return cls(preset=name, **kw)
+
+
+def _parse_list(text: str) -> list:
+    """``"a,b"`` / ``"[0, 1]"`` / ``'["a", "b"]'`` → a list (numbers become ints).
+
+    >>> _parse_list("full, no_ts"), _parse_list("[0, 1]")
+    (['full', 'no_ts'], [0, 1])
+    """
+    import json
+
+    try:
+        value = json.loads(text)
+        return list(value) if isinstance(value, list) else [value]
+    except ValueError:
+        items = [t.strip() for t in text.strip("[]").split(",") if t.strip()]
+        return [int(t) if t.lstrip("-").isdigit() else t.strip("'\"") for t in items]
+
+
+def _check_ints(name, values, low=0):
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in values):
+        raise ConfigError(f"{name} must be a non-empty list of ints >= {low}, got {values!r}")
+
+
+def check_params(params: AblationParams) -> dict:
+    """Refuse bad parameters before anything runs; returns the sweep spec they give (a dict)."""
+    from mdic_lab.data.sources import parse_data_spec
+    from mdic_lab.registry import get_codec
+
+    from .ablation_tables import METRICS as KNOWN_METRICS
+    from .executors import EXECUTORS
+
+    codec = get_codec(CODEC)
+    preset = codec.canonical_preset(params.preset)
+    for v in params.variants:
+        codec.check_variant(v)
+    points = range(len(codec.rate_points[preset])) if params.rate_points is None else params.rate_points
+    for k in points:
+        codec.check_rate_point(preset, k)
+    if len(list(points)) < 2:
+        raise ConfigError(f"BD needs at least 2 rate points per curve, got {list(points)}")
+    _check_ints("seeds", params.seeds)
+    _check_ints("timing_steps", params.timing_steps, 1)
+    for name in ("n_test", "n_timing", "n_boot", "batch_size"):
+        _check_ints(name, [getattr(params, name)], 1)
+    for m in params.metrics:
+        if m not in KNOWN_METRICS:
+            raise ConfigError(f"unknown metric {m!r} (expected one of: {', '.join(KNOWN_METRICS)})")
+    if params.executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {params.executor!r} (expected one of: {', '.join(EXECUTORS)})")
+    spec = parse_data_spec(params.data)
+    if spec.is_real and not Path(spec.root).is_dir():
+        raise FileNotFoundError(f"data root {spec.root} of {params.data!r} does not exist")
+    out = Path(params.output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise PermissionError(f"output_dir {str(out)!r} cannot be written ({exc.strerror or exc})") from None
+    return sweep_spec(params)
+
+
+def sweep_spec(params: AblationParams) -> dict:
+    """The sweep (a spec dict for :func:`.sweep.load_spec`) that trains and evaluates every cell."""
+    variants = list(dict.fromkeys(["full", *params.variants]))  # the reference is always there
+    grid = {"codec": [CODEC], "preset": params.preset, "variant": variants,
+            "rate_point": "all" if params.rate_points is None else list(params.rate_points),
+            "seed": list(params.seeds)}
+    if params.overrides:
+        grid["overrides"] = {k: (v if isinstance(v, list) else [v]) for k, v in params.overrides.items()}
+    spec = {"name": f"mdic-ablation-{params.preset}", "data": params.data, "grid": grid,
+            "eval": {"split": "test", "limit": params.n_test, "use_lpips": "lpips" in params.metrics,
+                     "batch_size": params.batch_size}}
+    if params.captioner:
+        spec["captioner"] = params.captioner
+    return spec
+
+
+def _timing_tag(steps: int) -> str:
+    return f"steps{steps}"
+
+
+def timing_rows(sweep_out, cells_rows, params: AblationParams, progress: bool = True) -> list[dict]:
+    """Table 4's per-image rows: the full model of every finished cell decoded one image at a time
+    at each of ``params.timing_steps`` (resumable: an evaluation whose summary exists is read back)."""
+    from mdic_lab.runs import RunDir
+    from mdic_lab.runs.evaluate import evaluate_run
+
+    out = []
+    for cell in cells_rows:
+        if cell["variant"] != "full" or cell["status"] != "done":
+            continue
+        rd = RunDir(Path(sweep_out) / "cells" / Path(cell["dir"]).name)
+        for steps in params.timing_steps:
+            tag = _timing_tag(steps)
+            if rd.read_eval_summary("test", tag) is None:
+                evaluate_run(rd.path, split="test", limit=params.n_timing, num_inference_steps=steps,
+                             use_lpips="lpips" in params.metrics, tag=tag, batch_size=1, warmup=True,
+                             progress=progress)
+            for r in rd.read_eval_rows("test", tag):
+                out.append({"codec": CODEC, "variant": "full", "rate_point": cell["rate_point"],
+                            "seed": cell["seed"], "num_inference_steps": steps, **r})
+    return out
+
+
+@dataclass
+class AblationResult:
+    """What :func:`run_ablation` produced (paths, tables, claims, the rows behind them)."""
+
+    output_dir: Path
+    sweep: object  # the SweepResult
+    tables: dict  # name -> table (ablation_tables.ablation_table / table4)
+    claims: object  # Claims, one per table row
+    images: list  # the sweep's per-image rows (Tables 1–3)
+    timing: list  # per-image rows of Table 4
+    paths: list  # written files
+    params: dict
+
+
+def run_ablation(params: AblationParams, *, progress: bool = True) -> AblationResult:
+    """Check, sweep, time, and write the tables (see the module docstring)."""
+    from .ablation_tables import ablation_table, read_images_csv, table4, table_claims, write_tables
+    from .sweep import load_spec, run_sweep
+
+    spec = load_spec(check_params(params))
+    out = Path(params.output_dir)
+    res = run_sweep(spec, out=out / "sweep", executor=params.executor, workers=params.workers,
+                    backbone_root=params.backbone_root, progress=progress)
+    images = read_images_csv(res.images_csv)
+    cells = read_images_csv(res.cells_csv)
+    timing = timing_rows(out / "sweep", cells, params, progress=progress)
+    kw = dict(metrics=params.metrics, n_boot=params.n_boot, seed=params.boot_seed, where={"codec": CODEC})
+    tables = {name: ablation_table(images, name, **kw) for name in ("table1", "table2", "table3")}
+    tables["table4"] = table4(timing, steps=params.timing_steps, reference_steps=max(params.timing_steps), **kw)
+    paths = write_tables(out, tables)
+    return AblationResult(out, res, tables, table_claims(tables), images, timing, paths, asdict(params))
+
+
+def curve_with_band(images, variant: str, metric: str, *, n_boot: int = 500, seed: int = 0, ci: float = 0.95) -> dict:
+    """Mean coded bpp and mean ``metric`` per rate point of ``variant``, with a bootstrap band of the
+    metric's mean (training seeds, then test images, resampled as in the tables).
+
+    Returns ``rate``, ``quality``, ``low``, ``high`` (arrays, sorted by rate) and ``rate_point``.
+    """
+    import numpy as np
+
+    from .ablation_tables import _num, rd_curve
+
+    rows = [r for r in images if r.get("variant") == variant and r.get("codec", CODEC) == CODEC]
+    base = rd_curve(rows, variant=variant, metric=metric)
+    rng = np.random.default_rng(seed)
+    seeds = sorted({r["seed"] for r in rows})
+    by_point = {}
+    for r in rows:
+        by_point.setdefault(str(r["rate_point"]), {}).setdefault(r["seed"], []).append(_num(r[metric]))
+    low, high = [], []
+    for rp in base["rate_point"]:
+        per_seed = [np.asarray(by_point[str(rp)][s], float) for s in seeds if s in by_point[str(rp)]]
+        per_seed = [v[np.isfinite(v)] for v in per_seed if np.isfinite(v).any()]
+        if not per_seed:
+            low.append(np.nan)
+            high.append(np.nan)
+            continue
+        means = np.empty(n_boot)
+        for b in range(n_boot):
+            drawn = [per_seed[i] for i in rng.integers(0, len(per_seed), len(per_seed))]
+            means[b] = np.mean([v[rng.integers(0, len(v), len(v))].mean() for v in drawn])
+        lo, hi = np.quantile(means, [(1 - ci) / 2, (1 + ci) / 2])
+        low.append(lo)
+        high.append(hi)
+    return {"rate_point": base["rate_point"], "rate": base["rate"], "quality": base["quality"],
+            "low": np.asarray(low), "high": np.asarray(high)}

@@ -1,0 +1,93 @@
+"""The main job: `ablations/run_all.ipynb` on the smoke preset, its resume, and its refusals of bad input."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from mdic_lab.config import ConfigError
+from mdic_lab.experiments.ablation import AblationParams, check_params, sweep_spec
+from mdic_lab.experiments.notebooks import run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "ablations" / "run_all.ipynb"
+
+
+def _summary_mtimes(out: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in sorted((out / "sweep" / "cells").glob("*/eval/*.json"))}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ablation")
+    params = {"preset": "smoke", "variants": "full,no_text,no_zd", "backbone_root": str(tmp_path_factory.mktemp("bb"))}
+    first = run_notebook(NOTEBOOK, out, **params)
+    return out, params, first
+
+
+def test_smoke_run_writes_the_four_tables_and_claims(smoke_run):
+    out, _, metrics = smoke_run
+    for name in ("table1.csv", "table2.csv", "table3.csv", "table4.csv", "tables.md", "rd_curves.png"):
+        assert (out / name).is_file(), name
+    with open(out / "table1.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == ["w/o (z_d + ẑ_xc)", "w/o z_d", "MDIC (Ours)"]
+    for col in ("psnr", "psnr_ci_low", "psnr_ci_high", "psnr_paper", "psnr_sign_agrees", "lpips_paper"):
+        assert col in rows[0]
+    no_zd = rows[1]  # trained in the smoke run: a number with its interval; LPIPS without weights: n/a
+    assert float(no_zd["psnr_ci_low"]) <= float(no_zd["psnr"]) <= float(no_zd["psnr_ci_high"])
+    assert no_zd["lpips"].startswith("n/a")
+    assert rows[0]["psnr"].startswith("n/a")  # w/o (z_d + ẑ_xc) was not in this run's variants
+    md = (out / "tables.md").read_text()
+    assert "4 test images × 1 training seed" in md and "pchip" in md
+    assert metrics["notebook"] == "run_all" and metrics["claims"] and metrics["cells"] == 6
+    assert metrics["failed_cells"] == []
+    assert any(c["claim"].startswith("w/o z_d: BD-quality sign agrees with the paper (PSNR)") for c in metrics["claims"])
+
+
+def test_second_run_redoes_no_cell_and_reproduces_the_tables(smoke_run):
+    out, params, first = smoke_run
+    before = _summary_mtimes(out)
+    tables = {n: (out / n).read_text() for n in ("table1.csv", "table2.csv", "table3.csv")}
+    second = run_notebook(NOTEBOOK, out, **params)
+    assert _summary_mtimes(out) == before and len(before) == 6 + 2 * 2  # 6 cells + full × 2 rate points × 2 steps
+    assert {n: (out / n).read_text() for n in tables} == tables
+    assert second["claims"] == first["claims"]
+    assert json.loads((out / "sweep" / "manifest.json").read_text())
+
+
+def test_bad_parameters_stop_before_any_training(tmp_path):
+    def params(**kw):
+        return AblationParams.for_preset("smoke", output_dir=str(tmp_path / "o"), **kw)
+
+    with pytest.raises(ConfigError, match="unknown variant 'no_txt' of codec 'mdic'"):
+        check_params(params(variants="full,no_txt"))
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        AblationParams.for_preset("huge")
+    with pytest.raises(ConfigError, match="unknown rate point 5"):
+        check_params(params(rate_points=[0, 5]))
+    with pytest.raises(ConfigError, match="at least 2 rate points"):
+        check_params(params(rate_points=[0]))
+    with pytest.raises(ConfigError, match="unknown metric 'fid'"):
+        check_params(params(metrics=("psnr", "fid")))
+    with pytest.raises(ConfigError, match="unknown executor 'mpi'"):
+        check_params(params(executor="mpi"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_params(params(data=f"kitti:{tmp_path / 'no_kitti'}"))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(PermissionError, match="cannot be written"):
+        check_params(AblationParams.for_preset("smoke", output_dir=str(tmp_path / "file" / "sub")))
+    assert not (tmp_path / "o" / "sweep").exists()  # nothing was started
+
+
+def test_an_output_folder_of_other_parameters_is_refused(smoke_run, tmp_path):
+    out, params, _ = smoke_run
+    with pytest.raises(Exception, match="(?i)another spec|different spec|other spec|--add"):
+        run_notebook(NOTEBOOK, out, **{**params, "seeds": "[1]"})
+
+
+def test_sweep_spec_always_holds_the_reference():
+    spec = sweep_spec(AblationParams.for_preset("smoke", variants="no_ts", rate_points="[0, 1]"))
+    assert spec["grid"]["variant"] == ["full", "no_ts"] and spec["grid"]["rate_point"] == [0, 1]
+    assert spec["eval"]["limit"] == 4 and spec["eval"]["batch_size"] == 4
