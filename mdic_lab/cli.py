@@ -96,19 +96,10 @@ def save_image(x, path) -> None:
 
 
 def _json(obj) -> str:
-    """JSON with NaN/inf written as null (strict JSON)."""
-    import math
+    """One line of strict JSON (NaN / inf as null)."""
+    from mdic_lab.atomic import strict_json
 
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(obj))
+    return strict_json(obj)
 
 
 def _need_file(path, what: str) -> Path:

@@ -29,12 +29,10 @@ fair coin: H = 1 bit | 1      | 1.000000       | yes
 
 from __future__ import annotations
 
-import json
-import math
 import numbers
 from pathlib import Path
 
-from mdic_lab.atomic import atomic_write_text
+from mdic_lab.atomic import atomic_write_text, plain_json, strict_json
 
 __all__ = ["Claims", "write_metrics", "to_json"]
 
@@ -135,41 +133,13 @@ class Claims:
 
 
 def to_json(value, where: str = "metrics"):
-    """``value`` as plain JSON data: NumPy / torch scalars and arrays to numbers and lists,
-    NaN and ±inf to ``None``, tuples and sets to lists, paths to strings, a ``Claims`` to
-    its rows, mapping keys to strings. Anything else is refused with its location.
+    """``value`` as plain JSON data (:func:`mdic_lab.atomic.plain_json`); a ``Claims`` becomes its rows.
 
     >>> import numpy as np
     >>> to_json({"a": np.float32(0.5), 1: [np.int64(2), float("inf")], "b": np.array([1.0, np.nan])})
     {'a': 0.5, '1': [2, None], 'b': [1.0, None]}
     """
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, Claims):
-        return to_json(value.to_list(), where)
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            key = k.item() if hasattr(k, "item") else k
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                raise TypeError(f"{where}: key {k!r} of type {type(k).__name__} is not a JSON key")
-            key = key if isinstance(key, str) else json.dumps(key)
-            out[key] = to_json(v, f"{where}[{k!r}]")
-        return out
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [to_json(v, f"{where}[{i}]") for i, v in enumerate(items)]
-    if hasattr(value, "tolist"):  # NumPy arrays and scalars, torch tensors
-        return to_json(value.tolist(), where)
-    raise TypeError(f"{where}: {type(value).__name__} is not JSON data "
-                    "(expected numbers, strings, booleans, None, lists, dicts or arrays)")
+    return plain_json(value, where)
 
 
 def write_metrics(output_dir, claims: Claims, *, notebook: str, **extra) -> Path:
@@ -187,5 +157,5 @@ def write_metrics(output_dir, claims: Claims, *, notebook: str, **extra) -> Path
     if clash:
         raise ValueError(f"extra metrics key(s) {sorted(clash)} are written by write_metrics itself")
     metrics = {"notebook": notebook, "claims": claims.to_list(), "all_claims_hold": claims.all_hold, **extra}
-    text = json.dumps(to_json(metrics), indent=1, allow_nan=False)
+    text = strict_json(to_json(metrics), indent=1)
     return atomic_write_text(Path(output_dir) / "metrics.json", text + "\n")

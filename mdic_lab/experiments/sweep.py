@@ -789,7 +789,7 @@ def _folder_lock(out: Path, timeout: float = 60.0):
 
 
 def _write_json(path: Path, obj) -> None:
-    from mdic_lab.runs.rundir import strict_json
+    from mdic_lab.atomic import strict_json
 
     atomic_write_text(path, strict_json(obj, indent=2, sort_keys=True) + "\n")
 
@@ -1002,7 +1002,7 @@ def run_sweep(spec, *, out=None, executor: str = "local", workers: int | None = 
     if not 0 < heartbeat < claim_timeout:
         raise SweepSpecError(f"heartbeat must be > 0 and below claim_timeout ({claim_timeout} s), got {heartbeat!r}")
     _prepare_folder(out, spec, add)
-    from mdic_lab.runs.rundir import strict_json
+    from mdic_lab.atomic import strict_json
 
     for cell in spec.cells:
         d = out / "cells" / cell.name

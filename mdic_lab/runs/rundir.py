@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import subprocess
 from pathlib import Path
 
-from mdic_lab.atomic import atomic_torch_save, atomic_write, atomic_write_text
+from mdic_lab.atomic import atomic_torch_save, atomic_write, atomic_write_text, strict_json
 
-__all__ = ["RunDir", "RunError", "git_commit", "strict_json"]
+__all__ = ["RunDir", "RunError", "git_commit", "write_rows_csv"]
 
 FORMAT = 1  # version of the config.json / checkpoint layout
 
@@ -41,27 +40,6 @@ def git_commit(path=None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _clean(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if hasattr(v, "item") and callable(v.item):  # numpy / torch scalars
-        return _clean(v.item())
-    return v
-
-
-def strict_json(obj, **kw) -> str:
-    """JSON with NaN / inf written as ``null``.
-
-    >>> strict_json({"a": float("nan"), "b": [1.5]})
-    '{"a": null, "b": [1.5]}'
-    """
-    return json.dumps(_clean(obj), **kw)
 
 
 class RunDir:
