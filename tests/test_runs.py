@@ -170,3 +170,22 @@ def test_batched_evaluation_decodes_each_image_as_alone(tmp_path, backbone_root,
         assert ra["bpp_coded"] == rb["bpp_coded"] and ra["round_trip"] == rb["round_trip"] == "True"
         assert float(ra["psnr"]) == pytest.approx(float(rb["psnr"]), abs=1e-3)  # equal up to float rounding
     assert one["batch_size"] == 1 and three["batch_size"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("codec", ["ndic", "hyperprior"])
+def test_two_cpu_processes_ddp_for_a_baseline_codec(tmp_path, codec):
+    """The one training loop gives DDP to every codec: two gloo processes keep identical replicas."""
+    import json
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "mdic_lab.cli", "train", "--codec", codec, "--preset", "smoke", "--steps", "3",
+           "--out", str(tmp_path / "ddp")]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    outs = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert len(outs) == 2 and all(o["num_processes"] == 2 and o["step"] == 3 for o in outs)
+    c = outs[0]["param_checksums"]
+    assert len(c) == 2 and c[0] == c[1]
+    assert len(RunDir(tmp_path / "ddp").load_checkpoint()["rng"]) == 2
