@@ -244,10 +244,12 @@ class MDICHooks(CodecHooks):
                     "backbone_record": {"source": "from_pretrained", "path": cfg.pretrained}}
         from mdic_lab.models.mdic.pretrain import load_or_pretrain_backbone
 
-        if accelerator.is_main_process:  # one process pretrains / caches, the others then load
-            load_or_pretrain_backbone(cfg, run.preset, root=backbone_root, progress=progress)
+        bb = None
+        if accelerator.is_main_process:  # one process pretrains / caches, the others then load its copy
+            bb = load_or_pretrain_backbone(cfg, run.preset, root=backbone_root, progress=progress)
         accelerator.wait_for_everyone()
-        bb = load_or_pretrain_backbone(cfg, run.preset, root=backbone_root, progress=False)
+        if bb is None:
+            bb = load_or_pretrain_backbone(cfg, run.preset, root=backbone_root, progress=False)
         return {"backbone": bb, "backbone_record": dict(getattr(bb, "provenance", None) or {"preset": run.preset})}
 
     def record(self, context):
