@@ -43,6 +43,7 @@ def test_smoke_run_writes_the_four_tables_and_claims(smoke_run):
     assert "4 test images × 1 training seed" in md and "pchip" in md
     assert metrics["notebook"] == "run_all" and metrics["claims"] and metrics["cells"] == 6
     assert metrics["failed_cells"] == []
+    assert [(r["variant"], r["rate_point"]) for r in metrics["mask_agreement"]] == [("full", 0), ("full", 1)]
     assert any(c["claim"].startswith("w/o z_d: BD-quality sign agrees with the paper (PSNR)") for c in metrics["claims"])
 
 
@@ -91,3 +92,20 @@ def test_sweep_spec_always_holds_the_reference():
     spec = sweep_spec(AblationParams.for_preset("smoke", variants="no_ts", rate_points="[0, 1]"))
     assert spec["grid"]["variant"] == ["full", "no_ts"] and spec["grid"]["rate_point"] == [0, 1]
     assert spec["eval"]["limit"] == 4 and spec["eval"]["batch_size"] == 4
+
+
+def test_mask_agreement_counts_dropped_and_misleading_tokens(smoke_run):
+    from mdic_lab.data.sources import open_pairs
+    from mdic_lab.experiments.ablation import mask_agreement
+    from mdic_lab.runs.coding import load_run
+
+    out, _, _ = smoke_run
+    cell = next((out / "sweep" / "cells").glob("mdic-smoke-full-rp0-*"))
+    model, run, _ = load_run(cell)
+    ds = open_pairs("synthetic", "test", size=run.model.image_size, length=3)
+    res = mask_agreement(model, ds, limit=3)
+    h, w = model.token_grid
+    assert res["pairs"] == 3 and res["tokens"] == 3 * h * w
+    assert 0 <= res["keep_fraction"] <= 1 and 0 <= res["misleading_fraction"] <= 1
+    for k in ("precision", "recall"):
+        assert res[k] != res[k] or 0 <= res[k] <= 1  # NaN when nothing is dropped / misleading

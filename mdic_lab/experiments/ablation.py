@@ -25,7 +25,7 @@ from pathlib import Path
 from mdic_lab.config import ConfigError
 
 __all__ = ["AblationParams", "AblationResult", "PRESET_DEFAULTS", "check_params", "sweep_spec", "run_ablation",
-           "timing_rows", "curve_with_band"]
+           "timing_rows", "curve_with_band", "mask_agreement"]
 
 CODEC = "mdic"
 METRICS = ("lpips", "dists", "psnr", "ms_ssim")  # the columns of the paper's tables
@@ -247,3 +247,42 @@ def curve_with_band(images, variant: str, metric: str, *, n_boot: int = 500, see
         high.append(hi)
     return {"rate_point": base["rate_point"], "rate": base["rate"], "quality": base["quality"],
             "low": np.asarray(low), "high": np.asarray(high)}
+
+
+def mask_agreement(model, dataset, *, limit: int = 16, threshold: float = 0.5) -> dict:
+    """How the decoder's mask m_v (Eqs. 4–8, deterministic at decoding) agrees with the synthetic
+    world's ``side_valid`` (right-view pixels consistent with the left view).
+
+    A token of the side view is *misleading* when more than ``threshold`` of its pixels are not
+    ``side_valid``; a token is *dropped* when m_v = 0 there.  Returns ``keep_fraction`` (mean of
+    m_v), ``misleading_fraction``, and the ``precision`` / ``recall`` of the dropped tokens as a
+    detector of misleading ones (NaN when nothing is dropped / nothing is misleading), over the
+    first ``limit`` pairs (items must carry ``side_valid``: the synthetic world does).
+    """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    n = min(int(limit), len(dataset))
+    tp = dropped = misleading = kept = total = 0
+    model.eval()
+    with torch.no_grad():
+        for i in range(n):
+            it = dataset[i]
+            if "side_valid" not in it:
+                raise KeyError("mask_agreement needs items with 'side_valid' (the synthetic world has them)")
+            x, y = it["left"].float()[None], it["right"].float()[None]
+            zx_hat = model.encode_x(x)[2].z_q
+            m_v = model.decoder_side(zx_hat, y, [it["caption"]], stochastic=False)["mask"].m_v[0, 0]  # (h, w)
+            valid = torch.as_tensor(np.asarray(it["side_valid"]), dtype=torch.float32)[None, None]
+            invalid_share = 1.0 - F.adaptive_avg_pool2d(valid, tuple(m_v.shape))[0, 0]
+            bad = invalid_share > threshold
+            drop = m_v < 0.5
+            tp += int((drop & bad).sum())
+            dropped += int(drop.sum())
+            misleading += int(bad.sum())
+            kept += int((~drop).sum())
+            total += drop.numel()
+    return {"pairs": n, "tokens": total, "keep_fraction": kept / total, "misleading_fraction": misleading / total,
+            "precision": tp / dropped if dropped else float("nan"),
+            "recall": tp / misleading if misleading else float("nan")}
