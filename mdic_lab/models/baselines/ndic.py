@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from mdic_lab.config import NDICConfig
 from mdic_lab.models.baselines._codec import ImageCodec, check_image
