@@ -81,9 +81,11 @@ class MaskOutput:
 class MaskGenerator(nn.Module):
     """Eqs. 4–8: ``(ẑ_x, ẑ_y)`` → binary visual mask ``m_v`` on the token grid."""
 
-    def __init__(self, channels: int, hidden: int = 32, tau: float = 1.0, theta: float = 0.2):
+    def __init__(self, channels: int, hidden: int = 32, tau: float = 1.0, theta: float = 0.2,
+                 soft_training: bool = False):
         super().__init__()
         self.channels, self.tau, self.theta = channels, float(tau), float(theta)
+        self.soft_training = bool(soft_training)  # True: m_v = m while stochastic (the authors' code), hard at inference
         self.conv = nn.Sequential(  # Eq. 5: three-layer conv with ReLU
             nn.Conv2d(4 * channels, hidden, 3, padding=1), nn.ReLU(),
             nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
@@ -95,7 +97,9 @@ class MaskGenerator(nn.Module):
         """Mask of the two quantised latents ``(B, C, h, w)``.
 
         ``stochastic`` (default: ``self.training``) adds the Gumbel noise of Eq. 6–7; at
-        inference the mask is a deterministic function of ``(ẑ_x, ẑ_y)``.
+        inference the mask is a deterministic function of ``(ẑ_x, ẑ_y)``.  With
+        ``soft_training`` the stochastic mask is the soft ``m`` itself (no threshold), as the
+        authors' code trains it; the hard ``1(m > θ)`` of Eq. 8 then applies at inference only.
         """
         if zx_hat.shape != zy_hat.shape or zx_hat.ndim != 4 or zx_hat.shape[1] != self.channels:
             raise ValueError(
@@ -108,6 +112,8 @@ class MaskGenerator(nn.Module):
         f_prod = zx_hat * zy_hat
         logits = self.conv(torch.cat([zx_hat, zy_hat, f_diff, f_prod], dim=1))  # Eq. 5, (B, 1, h, w)
         m = gumbel_sigmoid(logits, self.tau, generator, noise=stochastic)  # Eqs. 6–7
+        if stochastic and self.soft_training:  # soft-then-hard: the soft mask in training, Eq. 8 only at inference
+            return MaskOutput(m, m, logits)
         return MaskOutput(straight_through_threshold(m, self.theta), m, logits)  # Eq. 8
 
 
