@@ -16,7 +16,7 @@ Overrides are type-checked and unknown keys are refused:
 >>> cfg.replace(gamma=1)
 Traceback (most recent call last):
 ...
-mdic_lab.config.ConfigError: unknown field 'gamma' of NDICConfig (expected one of: N, M, C_w, prior, alpha, beta)
+mdic_lab.config.ConfigError: unknown field 'gamma' of NDICConfig (expected one of: N, M, C_w, prior, alpha, beta, fusion)
 >>> NDICConfig.from_dict(cfg.to_dict()) == cfg, len(cfg.hash())
 (True, 8)
 """
@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 PRIORS = ("factorized", "hyperprior")
+#: How NDIC's decoder fuses the common information w into v̂_x (NDICConfig.fusion).
+NDIC_FUSIONS = ("concat", "opam")
 
 #: Former preset names, accepted for every codec.
 PRESET_ALIASES = {"tiny": "smoke", "laptop": "lab"}
@@ -151,6 +153,8 @@ class NDICConfig(CheckedConfig):
     prior: str = "hyperprior"  # entropy model of v_x: "factorized" (ours+Ballé2017) or "hyperprior" (ours+Ballé2018)
     alpha: float = 1.0  # α of Eq. 4: weight of the side-view term (R_y + λ D_y)
     beta: float = 1.0  # β of Eq. 4: weight of the rate of the common information R_w
+    fusion: str = "concat"  # how g_sx receives w: "concat" ([v̂_x, w], the paper) or "opam" (OmniParallax
+    # attention aligns w to v̂_x, mdic_lab.models.baselines.opam); the y branch always concatenates
 
     def __post_init__(self):
         _check_positive(self, ("N", "M", "C_w"))
@@ -159,6 +163,16 @@ class NDICConfig(CheckedConfig):
         for name in ("alpha", "beta"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.fusion not in NDIC_FUSIONS:
+            raise ConfigError(f"unknown fusion {self.fusion!r} of NDICConfig "
+                              f"(expected one of: {', '.join(NDIC_FUSIONS)})")
+
+    def to_dict(self) -> dict:
+        """The fields; ``fusion`` only when it is not ``"concat"``, so concat models keep their hashes and ids."""
+        d = super().to_dict()
+        if d["fusion"] == NDIC_FUSIONS[0]:
+            del d["fusion"]
+        return d
 
 
 @dataclass(frozen=True)

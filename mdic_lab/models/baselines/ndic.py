@@ -16,6 +16,10 @@ v_y and w get their own factorized densities (Eq. 1).  The loss is Eq. 4:
 
 with ``D = 255²·MSE`` and every rate in bits per pixel.  Only ``R_x`` is transmitted;
 ``R_y`` and ``R_w`` are regularisers (no bits are sent for y or w).
+
+``NDICConfig.fusion = "opam"`` replaces the concatenation ``[v̂_x, w]`` in front of g_sx by
+:class:`~mdic_lab.models.baselines.opam.OPAMFusion` (OmniParallax attention, ParaHydra
+Appendix B, Eqs. 5–23): w, computed in y's view, is aligned to v̂_x's before it is fused.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 from mdic_lab.config import NDICConfig
 from mdic_lab.models.baselines._codec import ImageCodec, check_image
 from mdic_lab.models.baselines.hyperprior import HyperCoder, analysis, synthesis
+from mdic_lab.models.baselines.opam import OPAMFusion
 from mdic_lab.models.entropy_models import EntropyBottleneck
 from mdic_lab.coding.errors import BitstreamError
 
@@ -54,7 +59,7 @@ class NDIC(ImageCodec):
         self.g_ax = analysis(3, n, m)  # x → v_x (encoder)
         self.f = analysis(3, n, cw)  # y → w (decoder: common information)
         self.g_ay = analysis(3, n, m)  # y → v_y (decoder, training regulariser)
-        self.g_sx = synthesis(m + cw, n)  # [v̂_x, w] → x̂
+        self.g_sx = synthesis(m + cw, n)  # fuse(v̂_x, w) → x̂ (fuse: [v̂_x, w] or OPAM, M + C_w channels)
         self.g_sy = synthesis(m + cw, n)  # [v_y, w] → ŷ
         if config.prior == "hyperprior":
             self.hyper = HyperCoder(n, m)
@@ -62,6 +67,8 @@ class NDIC(ImageCodec):
             self.entropy_bottleneck = EntropyBottleneck(m)
         self.density_w = EntropyBottleneck(cw)  # p(w) of Eq. 1, gives R_w
         self.density_vy = EntropyBottleneck(m)  # p(v_y) of Eq. 1, gives R_y
+        # built last, so that a concat model's weights are drawn as they always were
+        self.fusion = OPAMFusion(m, cw, m + cw) if config.fusion == "opam" else None
 
     # ------------------------------------------------------------------ helpers
     def _check_pair(self, x, side):
@@ -78,6 +85,12 @@ class NDIC(ImageCodec):
         v_hat, lik = self.entropy_bottleneck(v, mode, generator)
         return v_hat, {"y": lik}
 
+    def fuse(self, v_hat: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The input of g_sx: ``[v̂_x, w]`` (concat) or ``OPAMFusion(v̂_x, w)`` (opam), ``(B, M + C_w, h, w)``."""
+        if self.fusion is None:
+            return torch.cat([v_hat, w], dim=1)
+        return self.fusion(v_hat, w)
+
     def common_information(self, side: torch.Tensor) -> torch.Tensor:
         """``w = f(y)``, computed at the decoder from the side image only."""
         return self.f(side)  # (B, C_w, H/16, W/16)
@@ -93,7 +106,7 @@ class NDIC(ImageCodec):
         v_x = self.g_ax(x)  # (B, M, H/16, W/16)
         v_hat, likelihoods = self._code_latent(v_x, mode, generator)
         w = self.common_information(side)  # (B, C_w, H/16, W/16)
-        x_hat = self.g_sx(torch.cat([v_hat, w], dim=1))  # (B, 3, H, W)
+        x_hat = self.g_sx(self.fuse(v_hat, w))  # (B, 3, H, W)
         v_y = self.g_ay(side)  # (B, M, H/16, W/16), neither quantized nor noisy
         side_hat = self.g_sy(torch.cat([v_y, w], dim=1))
         aux = {"w": self.density_w.likelihood(w), "v_y": self.density_vy.likelihood(v_y)}
@@ -116,14 +129,14 @@ class NDIC(ImageCodec):
 
     @torch.no_grad()
     def decompose(self, x, side) -> dict:
-        """Fig. 7: the common part ``g_sx([0, w])``, the private part ``g_sx([v̂_x, 0])`` and x̂."""
+        """Fig. 7: the common part ``g_sx(fuse(0, w))``, the private part ``g_sx(fuse(v̂_x, 0))`` and x̂."""
         self._check_pair(x, side)
         v_hat, _ = self._code_latent(self.g_ax(x), "dequantize", None)
         w = self.common_information(side)
         return {
-            "common": self.g_sx(torch.cat([torch.zeros_like(v_hat), w], 1)).clamp(0, 1),
-            "private": self.g_sx(torch.cat([v_hat, torch.zeros_like(w)], 1)).clamp(0, 1),
-            "x_hat": self.g_sx(torch.cat([v_hat, w], 1)).clamp(0, 1),
+            "common": self.g_sx(self.fuse(torch.zeros_like(v_hat), w)).clamp(0, 1),
+            "private": self.g_sx(self.fuse(v_hat, torch.zeros_like(w))).clamp(0, 1),
+            "x_hat": self.g_sx(self.fuse(v_hat, w)).clamp(0, 1),
         }
 
     # ------------------------------------------------------------------ coding
@@ -177,7 +190,7 @@ class NDIC(ImageCodec):
             if tuple(v_hat.shape[-2:]) != v_shape:
                 raise BitstreamError(f"decoded latent is {tuple(v_hat.shape[-2:])}, the stream declares {v_shape}")
             w_common = self.common_information(yi)
-            x_hat = self.g_sx(torch.cat([v_hat, w_common], 1)).clamp(0.0, 1.0)
+            x_hat = self.g_sx(self.fuse(v_hat, w_common)).clamp(0.0, 1.0)
             if not bool(torch.isfinite(x_hat).all()):
                 raise BitstreamError(f"the decoded latents (max |v̂| = {float(v_hat.abs().max()):.3g}) give a "
                                      "non-finite reconstruction: the payloads are corrupted")
