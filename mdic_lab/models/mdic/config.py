@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from mdic_lab.config import PRESET_ALIASES, CheckedConfig, ConfigError
 
 __all__ = ["MDICConfig", "MDICTrainConfig", "VARIANTS", "PRESETS", "TRAIN_PRESETS", "PRESET_ALIASES", "RATE_POINTS",
-           "SD21_BASE_HUB_ID"]
+           "SD21_BASE_HUB_ID", "G1_FUSIONS"]
 
 #: The paper's backbone (Stable Diffusion 2.1-base: vae, unet, text_encoder, tokenizer, scheduler).
 SD21_BASE_HUB_ID = "stabilityai/stable-diffusion-2-1-base"
@@ -52,6 +52,10 @@ VARIANTS = {
     "no_zd_zxc": "both visual side-information conditions removed: the UNet sees the transmitted "
                  "ẑ_x in place of ẑ_xc (no side information fused) and no z_d",
 }
+
+#: How G1 (Eq. 13) fuses ẑ_y ⊙ m_v into ẑ_x: the paper's transformer, or OmniParallax attention
+#: (ParaHydra Appendix B; mdic_lab.models.baselines.opam).
+G1_FUSIONS = ("transformer", "opam")
 
 
 @dataclass
@@ -109,7 +113,9 @@ class MDICConfig(CheckedConfig):
     mask_marker: str = "[MASK]"  # marks a masked noun in masked captions (= mdic_lab.data.vocabulary.MASK_TOKEN)
 
     # ---- MG-SISM (Eqs. 13–14) ------------------------------------------------------
-    g1_d_model: int = 64  # width of the G1 transformer blocks
+    g1_fusion: str = "transformer"  # G1's fusion, one of G1_FUSIONS: "transformer" (the paper) or "opam"
+    # (OmniParallax attention: ẑ_xc = ẑ_x + OPAMFusion(ẑ_x, ẑ_y ⊙ m_v); uses g1_d_model, not g1_layers/heads)
+    g1_d_model: int = 64  # width of the G1 transformer blocks (opam: width of the attention)
     g1_layers: int = 2  # G1 transformer blocks
     g1_heads: int = 4  # G1 heads
     g2_hidden: int = 32  # width of the G2 conv gate and of F_m
@@ -133,6 +139,8 @@ class MDICConfig(CheckedConfig):
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ConfigError(f"unknown variant {self.variant!r} (expected one of: {', '.join(VARIANTS)})")
+        if self.g1_fusion not in G1_FUSIONS:
+            raise ConfigError(f"unknown g1_fusion {self.g1_fusion!r} (expected one of: {', '.join(G1_FUSIONS)})")
         self.image_size = tuple(int(v) for v in self.image_size)
         for name in ("vae_block_out_channels", "unet_block_out_channels"):
             setattr(self, name, tuple(int(v) for v in getattr(self, name)))
@@ -192,6 +200,13 @@ class MDICConfig(CheckedConfig):
                     f"image_size {self.image_size} must be divisible by the total downsampling {f} "
                     f"(VAE {self.vae_downsample} × HyperAlign {self.hyper_downsample})"
                 )
+
+    def to_dict(self) -> dict:
+        """The fields; ``g1_fusion`` only when it is not ``"transformer"``, so those models keep hashes and ids."""
+        d = super().to_dict()
+        if d["g1_fusion"] == G1_FUSIONS[0]:
+            del d["g1_fusion"]
+        return d
 
     # ------------------------------------------------------------------ switches
     @property

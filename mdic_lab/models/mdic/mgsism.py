@@ -3,7 +3,9 @@
 * G1 (Eq. 13) ``ẑ_xc = G1(ẑ_x, ẑ_y ⊙ m_v)``: visual-transformer blocks over the joint
   token sequence ``[ẑ_x tokens; (ẑ_y ⊙ m_v) tokens]`` (so an object may be found at a
   different position in the other view -- stereo disparity); the ẑ_x tokens are read out
-  and added to ẑ_x (residual), so ẑ_xc has ẑ_x's shape.
+  and added to ẑ_x (residual), so ẑ_xc has ẑ_x's shape.  With ``g1_fusion="opam"``
+  (:class:`G1OPAMFusion`) OmniParallax attention takes the transformer's place:
+  ``ẑ_xc = ẑ_x + OPAMFusion(ẑ_x, ẑ_y ⊙ m_v)`` (ParaHydra Appendix B, Eqs. 5–23).
 * G2 (Eq. 14) ``z_d = z_y + G2(z_y) ⊙ F_m(m_v)``: G2 is a small conv net extracting
   detail features from the lossless side latent z_y, F_m embeds the mask into a
   per-channel gate in (0, 1) (1×1 conv + sigmoid).
@@ -14,7 +16,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["G1Fusion", "G2Gate"]
+from mdic_lab.models.baselines.opam import OPAMFusion
+
+__all__ = ["G1Fusion", "G1OPAMFusion", "G2Gate", "build_g1"]
+
+
+def _check_latents(zx_hat: torch.Tensor, zy_hat: torch.Tensor, channels: int) -> None:
+    if zx_hat.shape != zy_hat.shape or zx_hat.ndim != 4 or zx_hat.shape[1] != channels:
+        raise ValueError(f"zx_hat and zy_hat must both be (B, {channels}, h, w), got "
+                         f"{tuple(zx_hat.shape)} and {tuple(zy_hat.shape)}")
 
 
 class G1Fusion(nn.Module):
@@ -43,15 +53,44 @@ class G1Fusion(nn.Module):
         self.out = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, channels))
 
     def forward(self, zx_hat: torch.Tensor, zy_hat: torch.Tensor, m_v: torch.Tensor) -> torch.Tensor:
-        if zx_hat.shape != zy_hat.shape or zx_hat.ndim != 4 or zx_hat.shape[1] != self.channels:
-            raise ValueError(f"zx_hat and zy_hat must both be (B, {self.channels}, h, w), got "
-                             f"{tuple(zx_hat.shape)} and {tuple(zy_hat.shape)}")
+        _check_latents(zx_hat, zy_hat, self.channels)
         b, c, h, w = zx_hat.shape
         tx = self.in_x(zx_hat.flatten(2).transpose(1, 2)) + self.pos[:, : h * w] + self.type_emb[0]  # (B, hw, d)
         ty = self.in_y((zy_hat * m_v).flatten(2).transpose(1, 2)) + self.pos[:, : h * w] + self.type_emb[1]
         hx = self.blocks(torch.cat([tx, ty], 1))[:, : h * w]  # (B, hw, d): the ẑ_x tokens after fusion
         delta = self.out(hx).transpose(1, 2).reshape(b, c, h, w)
         return zx_hat + delta
+
+
+class G1OPAMFusion(nn.Module):
+    """Eq. 13 with OmniParallax attention: ``ẑ_xc = ẑ_x + OPAMFusion(ẑ_x, ẑ_y ⊙ m_v)``.
+
+    The masked side latent is aligned to ẑ_x row by row, then column by column (Eqs. 21–22),
+    weighted by its cycle consistency (Eq. 23) and fused into ẑ_x (residual, as :class:`G1Fusion`).
+
+    Examples
+    --------
+    >>> g1 = G1OPAMFusion(channels=4, d_model=16)
+    >>> zx = torch.randn(2, 4, 2, 4); zy = torch.randn(2, 4, 2, 4); m = torch.ones(2, 1, 2, 4)
+    >>> tuple(g1(zx, zy, m).shape)
+    (2, 4, 2, 4)
+    """
+
+    def __init__(self, channels: int, d_model: int = 64):
+        super().__init__()
+        self.channels = channels
+        self.fusion = OPAMFusion(channels, channels, channels, channels=d_model)
+
+    def forward(self, zx_hat: torch.Tensor, zy_hat: torch.Tensor, m_v: torch.Tensor) -> torch.Tensor:
+        _check_latents(zx_hat, zy_hat, self.channels)
+        return zx_hat + self.fusion(zx_hat, zy_hat * m_v)  # (B, C, h, w)
+
+
+def build_g1(config, channels: int, num_tokens: int) -> nn.Module:
+    """G1 of ``config.g1_fusion``: :class:`G1Fusion` (``"transformer"``) or :class:`G1OPAMFusion` (``"opam"``)."""
+    if config.g1_fusion == "opam":
+        return G1OPAMFusion(channels, config.g1_d_model)
+    return G1Fusion(channels, num_tokens, config.g1_d_model, config.g1_layers, config.g1_heads)
 
 
 class G2Gate(nn.Module):

@@ -34,7 +34,7 @@ from .config import MDICConfig
 from .decoder import AnchorHead, ddim_sample, diffusion_loss, inference_timesteps, widen_conv_in
 from .entropy_model import AREntropyModel
 from .hyperalign import HyperAlign
-from .mgsism import G1Fusion, G2Gate
+from .mgsism import G2Gate, build_g1
 from .vmgm_ts import MaskGenerator, TextSupervision, tokenize_masked_captions
 from .vq import VectorQuantizer
 
@@ -107,7 +107,7 @@ class MDIC(nn.Module):
                                                  config.ts_d_model, config.ts_layers, config.ts_heads,
                                                  backbone.max_text_length)
                                  if config.use_text_supervision else None)
-        self.g1 = G1Fusion(c, n_tok, config.g1_d_model, config.g1_layers, config.g1_heads) if config.use_g1 else None
+        self.g1 = build_g1(config, c, n_tok) if config.use_g1 else None  # Eq. 13: transformer or OPAM
         self.g2 = G2Gate(c, config.g2_hidden) if config.use_g2 else None
         # anchored denoiser (decoder.py): x̂_0 = A(visual) + UNet(...), A reads the variant's visual channels only
         self.anchor_head = (AnchorHead(config.condition_channels, c_lat, config.anchor_hidden)
