@@ -107,7 +107,8 @@ def parallax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, axis: 
     --------
     With Q = 0 every attention row is uniform, so ``C^hor = W · (1/W)² = 1/W``:
 
-    >>> out = parallax_attention(torch.zeros(1, 2, 3, 4), torch.randn(1, 2, 3, 4), torch.randn(1, 5, 3, 4), "horizontal")
+    >>> q, k, v = torch.zeros(1, 2, 3, 4), torch.randn(1, 2, 3, 4), torch.randn(1, 5, 3, 4)
+    >>> out = parallax_attention(q, k, v, "horizontal")
     >>> tuple(out.aligned.shape), tuple(out.attention.shape), round(float(out.consistency.max()), 6)
     ((1, 5, 3, 4), (3, 4, 4), 0.25)
     """
@@ -165,7 +166,8 @@ class SelectiveKernel(nn.Module):
         if branches < 1:
             raise ValueError(f"branches must be >= 1, got {branches}")
         hidden = max(channels // reduction, min_hidden)
-        self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=d, dilation=d) for d in range(1, branches + 1))
+        self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=d, dilation=d)
+                                   for d in range(1, branches + 1))  # 3×3, 5×5, … receptive fields
         self.squeeze = nn.Linear(channels, hidden)  # W_z
         self.select = nn.Linear(hidden, branches * channels)  # A_1 … A_K
         self.proj = nn.Conv2d(channels, channels, 1)
