@@ -34,6 +34,9 @@ __all__ = [
     "HyperpriorConfig",
     "NDICConfig",
     "TrainConfig",
+    "TACOConfig",
+    "TACO_PRESETS",
+    "TACO_RATE_POINTS",
     "PRESETS",
     "PRESET_ALIASES",
     "RATE_POINTS",
@@ -280,3 +283,72 @@ def config_hash(cfg) -> str:
     blob = json.dumps(config_to_dict(cfg), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:8]
 
+
+# ============================================================================ TACO (Lee et al., ICML 2024)
+#: Where TACO's frozen text encoder comes from (TACOConfig.clip), besides a folder / hub id of a real CLIP.
+TACO_TEXT_SOURCES = ("lab", "random")
+
+
+@dataclass(frozen=True)
+class TACOConfig(CheckedConfig):
+    """TACO: the scale hyperprior with a text adapter in its analysis transform (text at the ENCODER only)."""
+
+    N: int = 64  # channels of the hidden layers of g_a, g_s, h_a, h_s and of the hyper-latent z
+    M: int = 96  # channels of the latent y that is quantized and range-coded
+    heads: int = 4  # attention heads of CA1, CA2, CA3 (must divide N and the text width; TACO's code: 8)
+    max_text_length: int = 64  # m of Eq. 3: caption tokens incl. start/end (paper: 38; synthetic captions need 62)
+    clip: str = "lab"  # f_T of Eqs. 3, 7: "lab" (MDIC's shipped lab text encoder, NOT OpenAI CLIP), "random"
+    # (tests only: a tiny random text encoder, never called CLIP) or a CLIPModel folder / hub id (paper)
+    k_p: float = 0.0  # k_p of Eq. 6 (LPIPS weight; paper 3.5; needs the LPIPS AlexNet weights on disk)
+    k_j: float = 0.0025  # k_j of Eq. 6 (weight of the joint image-text loss L_j, Eq. 7)
+    beta: float = 40.0  # β of Eq. 7 (weight of ||f_I(x) − f_I(x̂)||_2)
+    logit_scale: float = 2.6592  # ln of the inverse temperature of L_con (TACO's code: CLIP's initial value)
+    align_steps: int = 200  # "lab"/"random" only: InfoNCE steps fitting the image tower f_I to the frozen f_T
+    align_batch: int = 32  # "lab"/"random" only: pairs per alignment step
+    tower_size: tuple = (32, 64)  # "lab"/"random" only: (H, W) the image tower f_I sees (area-resized)
+    send_caption: bool = True  # the stream carries the caption (payload 2); False = the paper's image-only stream
+
+    def __post_init__(self):
+        _check_positive(self, ("N", "M", "heads", "max_text_length", "align_batch"))
+        if not isinstance(self.align_steps, int) or isinstance(self.align_steps, bool) or self.align_steps < 0:
+            raise ValueError(f"TACOConfig.align_steps must be an int >= 0, got {self.align_steps!r}")
+        if self.N % self.heads:
+            raise ValueError(f"TACOConfig.heads={self.heads} must divide N={self.N}")
+        if not 3 <= self.max_text_length <= 77:
+            raise ValueError(f"TACOConfig.max_text_length must be in [3, 77] (CLIP's positions), "
+                             f"got {self.max_text_length}")
+        if not isinstance(self.clip, str) or not self.clip.strip():
+            raise ValueError(f"TACOConfig.clip must be one of: {', '.join(TACO_TEXT_SOURCES)}, or a CLIPModel "
+                             f"folder / hub id (e.g. 'openai/clip-vit-base-patch32'), got {self.clip!r}")
+        for name in ("k_p", "k_j", "beta"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"TACOConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        v = self.tower_size
+        if not (isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, int) and i >= 8 for i in v)):
+            raise ValueError(f"TACOConfig.tower_size must be a pair of ints >= 8 (H, W), got {v!r}")
+        object.__setattr__(self, "tower_size", tuple(v))
+
+
+#: TACO presets.  smoke/lab train like the hyperprior's presets of the same name (same crops, steps and
+#: pairs), so the two codecs compare at equal budgets; ``paper``: Sec. 4.1 of the TACO paper (Adam, lr 1e-4,
+#: batch 4, 50 epochs of MS-COCO = 50 · ⌈82 783 / 4⌉ steps, (k_p, k_j, β) = (3.5, 0.0025, 40), m = 38,
+#: openai/clip-vit-base-patch32, N = 192, M = 320 as in its ELIC) on this project's whole 128×256 images;
+#: the step decay (×0.1 at epochs 45 and 48) becomes the cosine decay of the one training loop.
+TACO_PRESETS = {
+    "smoke": {"model": {"N": 8, "M": 12, "heads": 2, "align_steps": 4, "align_batch": 4},
+              "train": {"steps": 4, "batch_size": 2, "crop": (64, 64), "train_length": 8,
+                        "log_every": 2, "ckpt_every": 2}},
+    "lab": {"model": {"N": 64, "M": 96, "heads": 4},
+            "train": {"steps": 300, "batch_size": 8, "crop": (64, 128), "train_length": 768}},
+    "paper": {"model": {"N": 192, "M": 320, "heads": 8, "max_text_length": 38,
+                        "clip": "openai/clip-vit-base-patch32", "k_p": 3.5, "k_j": 0.0025, "beta": 40.0},
+              "train": {"steps": 50 * 20_696, "batch_size": 4, "crop": None, "lr": 1e-4, "lr_final": 1e-5}},
+}
+
+#: TACO rate points (lowest rate first): λ of Eq. 6.  smoke/lab: the hyperprior's λ (equal-λ comparisons);
+#: paper: λ ∈ {4, 8, 16, 40, 90, 150}·10⁻⁴ (Sec. 4.1).
+TACO_RATE_POINTS = {
+    "smoke": [{"lmbda": 0.0018}, {"lmbda": 0.018}],
+    "lab": [{"lmbda": lm} for lm in (0.0002, 0.0004, 0.0008, 0.0016)],
+    "paper": [{"lmbda": lm} for lm in (0.0004, 0.0008, 0.0016, 0.0040, 0.0090, 0.0150)],
+}
