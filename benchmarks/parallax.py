@@ -16,17 +16,19 @@ Time: the fastest and the median of at least ``--repeats`` calls (and at least `
 seconds) after one warm-up call; the fits use the fastest (the machine may be shared).  By default
 glibc is told (``mallopt``) to keep freed memory instead of returning blocks over 128 KiB to the
 system, so repeated calls do not page-fault fresh memory each time (on this machine that alone
-made OPAM at N = 48 four times slower); ``--malloc default`` leaves glibc as it is.  Memory: the peak of bytes held by torch's CPU allocator during one call, above
-the level before it, read from the allocation records of ``torch.profiler`` (``profile_memory``:
-every allocation reports the allocator's running total).  ``tracemalloc`` is not used: it sees
-Python's allocator only, not tensor storage.  Inputs are allocated before the call and not counted.
+made OPAM at N = 48 four times slower); ``--malloc default`` leaves glibc as it is.
+
+Memory: the peak of bytes held by torch's CPU allocator during one call, above the level before
+it, read from the allocation records of ``torch.profiler`` (``profile_memory``: every allocation
+reports the allocator's running total).  ``tracemalloc`` is not used: it sees Python's allocator
+only, not tensor storage.  Inputs are allocated before the call and not counted.
 
 The last line fits ``log(value) = a + k·log N`` by least squares over the sizes ``N ≥ --fit-min``
 and also gives the local exponent between the two largest sizes of each method.
 
 Usage::
 
-    python benchmarks/parallax.py                      # ~1 min on one idle core
+    python benchmarks/parallax.py                      # about 30–60 s on one core
     python benchmarks/parallax.py --sizes 8,16,32 --opam-sizes 64 --channels 16
 """
 
