@@ -7,6 +7,7 @@
     mdic-lab train --codec mdic --preset lab --variant no_ts --rate-point 1 --out runs/mdic_no_ts
     mdic-lab eval RUN_DIR --split test --limit 100 --csv out.csv
     mdic-lab compress RUN_DIR left.png -o left.mdic
+    mdic-lab compress TACO_RUN left.png --caption "a red car on the left" -o left.taco  # encoder reads text
     mdic-lab decompress RUN_DIR left.mdic --side right.png -o left_hat.png
     mdic-lab sweep ablations/specs/smoke.toml --executor local --workers 2
 
@@ -114,19 +115,26 @@ def _check_limit(value, flag: str):
         raise CLIError(f"{flag} must be a positive int, got {value}")
 
 
-def _codecs_with(flag: str) -> str:
+def _codecs_with(*flags: str) -> str:
     from mdic_lab.registry import CODECS
 
-    return ", ".join(c.name for c in CODECS.values() if getattr(c, flag))
+    return ", ".join(c.name for c in CODECS.values() if any(getattr(c, f) for f in flags))
 
 
-def _check_decoder_flags(codec, args) -> None:
-    """Flags that only some decoders read are refused for the others (the registry says which)."""
-    for name, needs in (("captioner", "needs_caption"), ("caption_cache", "needs_caption"),
-                        ("caption", "needs_caption"), ("num_inference_steps", "decoder_steps")):
-        if getattr(args, name, None) is not None and not getattr(codec, needs):
+#: which registry flags make a codec read the caption options, per command (a caption of the side view
+#: at the decoder: needs_caption; a caption of the image at the encoder: encoder_caption)
+_CAPTION_READERS = {"train": ("needs_caption", "encoder_caption"), "eval": ("needs_caption", "encoder_caption"),
+                    "decompress": ("needs_caption",), "compress": ("encoder_caption",)}
+
+
+def _check_decoder_flags(codec, args, command: str = "decompress") -> None:
+    """Flags that only some codecs read are refused for the others (the registry says which)."""
+    readers = _CAPTION_READERS[command]
+    for name, needs in (("captioner", readers), ("caption_cache", readers), ("caption", readers),
+                        ("num_inference_steps", ("decoder_steps",))):
+        if getattr(args, name, None) is not None and not any(getattr(codec, f) for f in needs):
             raise CLIError(f"--{name.replace('_', '-')} does not apply to {codec.name} (it applies to: "
-                           f"{_codecs_with(needs)})")
+                           f"{_codecs_with(*needs)})")
 
 
 def _run_codec(run_dir):
@@ -172,7 +180,7 @@ def _cmd_train(args) -> int:
 
     _check_limit(args.data_limit, "--data-limit")
     codec = get_codec(args.codec)
-    _check_decoder_flags(codec, args)
+    _check_decoder_flags(codec, args, "train")
     overrides = _parse_sets(args.set)
     for k in _SHORTCUTS:
         if getattr(args, k) is not None:
@@ -195,7 +203,7 @@ def _cmd_eval(args) -> int:
     _check_limit(args.limit, "--limit")
     _check_limit(args.batch_size, "--batch-size")
     codec = _run_codec(args.model_dir)
-    _check_decoder_flags(codec, args)
+    _check_decoder_flags(codec, args, "eval")
     if args.data is not None:
         from mdic_lab.data.sources import parse_data_spec
 
@@ -210,12 +218,14 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_compress(args) -> int:
-    _run_codec(args.model_dir)
+    codec = _run_codec(args.model_dir)
+    _check_decoder_flags(codec, args, "compress")
     _need_file(args.image, "image file")
     from mdic_lab.coding.container import write_bitstream
     from mdic_lab.runs.coding import compress_image
 
-    data, info = compress_image(args.model_dir, load_image(args.image))
+    data, info = compress_image(args.model_dir, load_image(args.image), caption=args.caption,
+                                captioner=args.captioner, caption_cache=args.caption_cache)
     write_bitstream(args.output, data)
     print(json.dumps({"output": str(args.output), **info}))
     return 0
@@ -225,7 +235,7 @@ def _cmd_decompress(args) -> int:
     from mdic_lab.coding.container import read_bitstream, unpack
 
     codec = _run_codec(args.model_dir)
-    _check_decoder_flags(codec, args)
+    _check_decoder_flags(codec, args, "decompress")
     data = read_bitstream(_need_file(args.file, "bitstream file"))
     unpack(data)  # structure and CRC32 are checked before any model is loaded
     if codec.needs_side and args.side is None:
@@ -283,6 +293,8 @@ def _cmd_codecs(args) -> int:
         needs = [n for n, f in (("side image", c.needs_side), ("caption", c.needs_caption)) if f]
         print(f"{c.name}: {c.summary}")
         print(f"  decoder needs: {', '.join(needs) or 'the bitstream only'}")
+        if c.encoder_caption:
+            print("  encoder needs: the image and a caption of it (the caption is sent: it costs bits)")
         print(f"  presets: {', '.join(c.presets)}; {c.rate_knob}")
         for p, pts in c.rate_points.items():
             print(f"    {p}: rate points " + "; ".join(f"{i}: {pt}" for i, pt in enumerate(pts)))
@@ -302,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "cityscapes:ROOT (ROOT holds leftImg8bit/, rightImg8bit/, optional gtFine/)")
     cap_help = (f"codecs whose decoder reads a caption ({_codecs_with('needs_caption')}): BLIP-2 captioning the "
                 "side views, a local folder or a hub id in the local Hugging Face cache (paper: "
-                "Salesforce/blip2-opt-2.7b); required with real --data, cached per image")
+                "Salesforce/blip2-opt-2.7b); codecs whose encoder reads one "
+                f"({_codecs_with('encoder_caption')}): BLIP-2 captioning the main images; required with real "
+                "--data, cached per image")
     cache_help = "caption cache folder (default $MDIC_LAB_CACHE/captions or ~/.cache/mdic_lab/captions)"
     steps_help = f"denoising steps of the decoder ({_codecs_with('decoder_steps')}; default: the model's)"
 
@@ -349,9 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--num-inference-steps", type=int, help=steps_help)
     e.set_defaults(func=_cmd_eval)
 
-    c = sub.add_parser("compress", help="compress one image (the encoder sees only this image)")
+    c = sub.add_parser("compress", help="compress one image (the encoder sees only this image, and a caption "
+                       "of it where the codec's encoder reads one)")
     c.add_argument("model_dir")
     c.add_argument("image")
+    c.add_argument("--caption", help=f"caption of the image, read by the encoder and sent in the stream "
+                   f"({_codecs_with('encoder_caption')}; else --captioner computes it)")
+    c.add_argument("--captioner", metavar="PATH_OR_ID", help="local BLIP-2 folder (or cached hub id) captioning "
+                   "the image at the encoder (default: the run's captioner)")
+    c.add_argument("--caption-cache", metavar="DIR", help=cache_help)
     c.add_argument("-o", "--output", required=True)
     c.set_defaults(func=_cmd_compress)
 

@@ -3,21 +3,25 @@
 An entry names everything the run stack, the CLI and the sweep need to know about a
 codec: its model class, its config classes, its presets and rate points, its ablation
 variants, its run hooks (how a training batch is built, the loss of a batch, how it codes
-and decodes) and what its decoder needs (the side image, a caption of it).  A new codec
+and decodes), what its decoder needs (the side image, a caption of it) and whether its
+encoder reads a caption of the image it codes (TACO; that caption then travels in the
+stream and is paid for in bits, while a decoder-side caption costs none).  A new codec
 adds an entry here and a hooks class in :mod:`mdic_lab.runs.codecs`; nothing else
 branches on a codec's name.
 
 >>> sorted(CODECS)
-['hyperprior', 'mdic', 'ndic']
+['hyperprior', 'mdic', 'ndic', 'taco']
+>>> [c.name for c in CODECS.values() if c.encoder_caption]
+['taco']
 >>> run = resolve("ndic", "tiny", rate_point=0)   # aliases work for every codec
 >>> run.preset, run.model.N, run.train.lmbda
 ('smoke', 8, 0.0018)
 >>> resolve("mdic", "smoke", variant="no_ts", overrides={"codebook_size": 32}).model.codebook_size
 32
->>> resolve("ndic", "smoke", overrides={"gamma": 1})
+>>> resolve("ndic", "smoke", overrides={"gamma": 1})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-mdic_lab.config.ConfigError: unknown field 'gamma' of NDICConfig or TrainConfig (expected one of: N, M, C_w, prior, alpha, beta; lmbda, steps, batch_size, crop, image_size, train_length, lr, lr_final, weight_decay, amsgrad, clip_grad, seed, num_threads, log_every, ckpt_every, data_seed)
+mdic_lab.config.ConfigError: unknown field 'gamma' of NDICConfig or TrainConfig (expected one of: N, M, C_w, prior, alpha, beta...; lmbda, steps, batch_size, crop, image_size, train_length, lr, lr_final, weight_decay, amsgrad, clip_grad, seed, num_threads, log_every, ckpt_every, data_seed)
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ class Codec:
     needs_side: bool  # the decoder reads the side image I_y
     needs_caption: bool  # the decoder reads a caption of I_y
     decoder_steps: bool = False  # the decoder runs a chosen number of denoising steps
+    encoder_caption: bool = False  # the encoder reads a caption of I_x (sent in the stream: it costs bits)
     variants: dict = field(default_factory=lambda: {"full": "the complete model"})  # name -> what it removes
     variant_field: str | None = None  # model-config field that holds the variant (None: only "full")
 
@@ -177,6 +182,14 @@ CODECS = _frozen({
         rate_points=_mdic.RATE_POINTS, rate_knob="a rate point is a codebook size K (λ cannot move a VQ rate)",
         hooks="mdic_lab.runs.codecs:MDICHooks", needs_side=True, needs_caption=True, decoder_steps=True,
         variants=dict(_mdic.VARIANTS), variant_field="variant"),
+    "taco": Codec(
+        name="taco", summary="TACO (Lee et al. 2024): hyperprior whose encoder reads a caption of x (text adapter, "
+                             "Eqs. 3-7); the caption is sent",
+        model_class="mdic_lab.models.baselines.taco:TACO",
+        config_class=_base.TACOConfig, train_config_class=_base.TrainConfig,
+        presets=_base.TACO_PRESETS, rate_points=_base.TACO_RATE_POINTS,
+        rate_knob="a rate point is a λ of Eq. 6 (R + λ·255²·MSE + k_p·LPIPS + k_j·L_j)",
+        hooks="mdic_lab.runs.codecs:TACOHooks", needs_side=False, needs_caption=False, encoder_caption=True),
 })
 
 

@@ -88,7 +88,7 @@ def test_run_folder_errors(tmp_path):
 
 
 def test_registry_refuses_bad_names_with_the_accepted_list():
-    with pytest.raises(ConfigError, match=r"unknown codec 'dsin' \(expected one of: hyperprior, ndic, mdic\)"):
+    with pytest.raises(ConfigError, match=r"unknown codec 'dsin' \(expected one of: hyperprior, ndic, mdic, taco\)"):
         get_codec("dsin")
     with pytest.raises(ConfigError, match=r"unknown preset 'huge' of codec 'ndic' \(expected one of: smoke, lab, paper"):
         resolve("ndic", "huge")

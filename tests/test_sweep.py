@@ -208,7 +208,7 @@ def test_launcher_trains_a_cell_on_two_processes(tmp_path):
 
 # ----------------------------------------------------------------------------- 4. refused before training
 @pytest.mark.parametrize("grid, match", [
-    ({"codec": "jpeg"}, r"unknown codec 'jpeg' \(expected one of: hyperprior, ndic, mdic\)"),
+    ({"codec": "jpeg"}, r"unknown codec 'jpeg' \(expected one of: hyperprior, ndic, mdic, taco\)"),
     ({"codec": "mdic", "variant": ["full", "no_txt"]}, r"unknown variant 'no_txt'.*no_text"),
     ({"preset": "huge"}, r"unknown preset 'huge'.*smoke, lab, paper"),
     ({"codec": "mdic", "rate_point": [0, 5]}, r"unknown rate point 5.*expected one of: 0, 1"),

@@ -8,6 +8,13 @@ they never look at a codec's name.
   Lagrangian ``R + λ·255²·MSE`` (NDIC: Eq. 4 of its paper), AdamW with a cosine decay.
 * :class:`MDICHooks` -- MDIC: frozen backbone (shipped / cached / Stable Diffusion), latents
   cached once, Eqs. 19–23, AdamW with linear warm-up (paper Sec. 4.1).
+* :class:`TACOHooks` -- TACO: the hyperprior's training with a caption of x at the encoder
+  (items carry ``caption_x``, :mod:`mdic_lab.data.main_captions`), Eqs. 6–7; the stream
+  carries the caption, and :meth:`CodecHooks.caption_bytes` reports its bytes apart.
+
+Codecs whose encoder reads a caption of x (``Codec.encoder_caption``) get it as
+``x_captions`` in :meth:`CodecHooks.compress`, :meth:`~CodecHooks.estimated_bpp` and
+:meth:`~CodecHooks.round_trip`; the loops take it from :meth:`CodecHooks.encoder_captions`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import math
 
 import torch
 
-__all__ = ["CodecHooks", "ImageCodecHooks", "MDICHooks", "cosine_lr_lambda", "warmup_lr_lambda"]
+__all__ = ["CodecHooks", "ImageCodecHooks", "MDICHooks", "TACOHooks", "cosine_lr_lambda", "warmup_lr_lambda"]
 
 
 def cosine_lr_lambda(steps: int, lr: float, lr_final: float):
@@ -124,8 +131,9 @@ class CodecHooks(abc.ABC):
         """The trained model in eval mode, ready to code."""
 
     @abc.abstractmethod
-    def compress(self, model, x: torch.Tensor) -> list[bytes]:
-        """Images ``(B, 3, H, W)`` → one container per image (the encoder sees x only)."""
+    def compress(self, model, x: torch.Tensor, x_captions=None) -> list[bytes]:
+        """Images ``(B, 3, H, W)`` → one container per image (the encoder sees x only, and
+        ``x_captions``, captions of x, where the registry's ``encoder_caption`` says it reads them)."""
 
     @abc.abstractmethod
     def decompress(self, model, streams: list, side, captions, *, seed: int = 0, num_inference_steps=None):
@@ -135,12 +143,24 @@ class CodecHooks(abc.ABC):
         """
 
     @abc.abstractmethod
-    def estimated_bpp(self, model, x: torch.Tensor, side) -> list[float]:
+    def estimated_bpp(self, model, x: torch.Tensor, side, x_captions=None) -> list[float]:
         """The entropy model's ESTIMATE of the bits per pixel of each image (never called coded)."""
 
     @abc.abstractmethod
-    def round_trip(self, model, x, side, streams: list, x_hat) -> list[bool]:
+    def round_trip(self, model, x, side, streams: list, x_hat, x_captions=None) -> list[bool]:
         """Per image, whether the decoder reproduced what the encoder meant exactly (codec-specific check)."""
+
+    def encoder_captions(self, items: list) -> list | None:
+        """Captions of the main images of ``items`` for an encoder that reads them; ``None`` for the others."""
+        return None
+
+    def caption_bytes(self, model, stream: bytes) -> int:
+        """Bytes of ``stream`` that carry a caption (0: no caption is sent)."""
+        return 0
+
+    def sent_caption(self, model, stream: bytes) -> str | None:
+        """The caption ``stream`` carries, decoded (``None``: it carries none)."""
+        return None
 
 
 class ImageCodecHooks(CodecHooks):
@@ -200,7 +220,7 @@ class ImageCodecHooks(CodecHooks):
         model.load_state_dict(state["state_dict"])
         return model.eval().update()
 
-    def compress(self, model, x):
+    def compress(self, model, x, x_captions=None):
         return list(model.compress(x)["strings"])
 
     def decompress(self, model, streams, side, captions, *, seed=0, num_inference_steps=None):
@@ -210,7 +230,7 @@ class ImageCodecHooks(CodecHooks):
     def _reference(self, model, x, side):
         return model(x, side if self.codec.needs_side else None, mode="dequantize")
 
-    def estimated_bpp(self, model, x, side):
+    def estimated_bpp(self, model, x, side, x_captions=None):
         from mdic_lab.coding.bpp import bpp_from_likelihoods
 
         npix = int(x.shape[-2] * x.shape[-1])
@@ -220,7 +240,7 @@ class ImageCodecHooks(CodecHooks):
             out.append(bpp_from_likelihoods(list(ref["likelihoods"].values()), npix))
         return out
 
-    def round_trip(self, model, x, side, streams, x_hat):
+    def round_trip(self, model, x, side, streams, x_hat, x_captions=None):
         return [bool(torch.equal(x_hat[i:i + 1], self._reference(model, x[i:i + 1], None if side is None
                                                                    else side[i:i + 1])["x_hat"]))
                 for i in range(x.shape[0])]
@@ -301,19 +321,165 @@ class MDICHooks(CodecHooks):
         backbone = (context or {}).get("backbone")
         return MDIC.from_blob(state, backbone=backbone, source="checkpoint").eval()
 
-    def compress(self, model, x):
+    def compress(self, model, x, x_captions=None):
         return list(model.compress(x)["strings"])
 
     def decompress(self, model, streams, side, captions, *, seed=0, num_inference_steps=None):
         return model.decompress(list(streams), side, list(captions), seed=seed, num_inference_steps=num_inference_steps)
 
     @torch.no_grad()
-    def estimated_bpp(self, model, x, side):
+    def estimated_bpp(self, model, x, side, x_captions=None):
         h, w = model.config.image_size
         return [float(b) / (h * w) for b in model.entropy_model.rate_bits(model.encode_x(x)[2].indices)]
 
     @torch.no_grad()
-    def round_trip(self, model, x, side, streams, x_hat):
+    def round_trip(self, model, x, side, streams, x_hat, x_captions=None):
         idx = model.encode_x(x)[2].indices
         dec = model.decode_indices(list(streams)).to(idx.device)
         return [bool(torch.equal(dec[i], idx[i])) for i in range(idx.shape[0])]
+
+
+class CaptionedPairBank:
+    """Training pairs of a TACO run: 8-bit main / side images plus ``captions_x``, a caption of each main image.
+
+    Reads ``dataset`` once, in order, like :class:`~.data.PairBank` (whose items and crops it shares).
+    """
+
+    def __init__(self, dataset):
+        from mdic_lab.data.sources import describe_dataset
+
+        from .data import _to_uint8
+
+        self.source = describe_dataset(dataset)  # the run's ``data`` record (config.json)
+        items = [dataset[i] for i in range(len(dataset))]
+        if not items:
+            raise ValueError("the training dataset is empty")
+        if any("caption_x" not in it for it in items):
+            raise KeyError("TACO trains on pairs with 'caption_x', a caption of the main image x (open the data "
+                           "with the codec's hooks.open_data)")
+        if hasattr(dataset, "flush"):
+            dataset.flush()  # keep the captions computed for this bank
+        self.left = torch.stack([_to_uint8(it["left"]) for it in items])  # (n, 3, H, W) uint8
+        self.right = torch.stack([_to_uint8(it["right"]) for it in items])
+        self.captions_x = [it["caption_x"] for it in items]
+        self.captions = [it.get("caption") for it in items]
+
+    def __len__(self) -> int:
+        return self.left.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        return {"left": self.left[i].float() / 255.0, "right": self.right[i].float() / 255.0}
+
+
+class TACOHooks(ImageCodecHooks):
+    """TACO (:mod:`mdic_lab.models.baselines.taco`): the hyperprior's training, a caption of x at the encoder."""
+
+    log_fields = ("bpp_estimated", "mse", "psnr", "lpips", "joint", "con", "dist", "gamma")
+
+    def open_data(self, run, spec, split, *, length=None, captioner=None, caption_cache=None):
+        """The pairs of ``split`` with ``caption_x``: oracle main-view captions (synthetic) or ``captioner`` on x."""
+        from mdic_lab.data.main_captions import MainCaptioned
+        from mdic_lab.data.sources import _captioner_arg, make_captioner, open_pairs
+
+        base = open_pairs(spec, split, size=self.image_size(run), seed=run.train.data_seed, length=length,
+                          captions=False)
+        return MainCaptioned(base, make_captioner(captioner, caption_cache), _captioner_arg(captioner),
+                             cache_dir=caption_cache)
+
+    def context(self, run, *, accelerator, backbone_root=None, progress=True):
+        from mdic_lab.models.baselines.taco import load_text_side
+
+        return {"text": load_text_side(run.model.clip)}
+
+    def record(self, context):
+        return {"text_encoder": context["text"].record, "image_tower": context.get("image_tower")}
+
+    def bank(self, run, dataset, context):
+        return dataset if isinstance(dataset, CaptionedPairBank) else CaptionedPairBank(dataset)
+
+    def build(self, run, bank, context):
+        from mdic_lab.models.baselines.taco import TACO, align_image_tower
+
+        cfg = run.model
+        model = TACO(cfg, text=context.get("text"))
+        if cfg.k_p > 0:
+            model.lpips_net()  # missing LPIPS weights stop the run before it starts
+        if model.tower is None:
+            context["image_tower"] = {"fitted": False, "why": "f_I is the CLIPModel's own image tower"}
+        elif cfg.k_j == 0:
+            context["image_tower"] = {"fitted": False, "why": "k_j = 0: Eq. 7 is off"}
+        else:  # the lab stand-in of CLIP's image side, fitted to the frozen text encoder (then frozen)
+            gen = torch.Generator().manual_seed(run.train.seed + 1)
+            rep = align_image_tower(model.tower, model.text, bank.left, bank.captions_x, m=cfg.max_text_length,
+                                    steps=cfg.align_steps, batch=cfg.align_batch, crop=run.train.crop, generator=gen)
+            context["image_tower"] = {"fitted": True, **rep}
+        return model
+
+    def loss(self, model, core, bank, gens, run, *, rank, world, device):
+        from .data import crop_pairs
+
+        t = run.train
+        idx = torch.randint(0, len(bank), (t.batch_size,), generator=gens["data"])
+        x, _ = crop_pairs(bank, idx, t.crop, gens["data"])  # the hyperprior's crops for the same seed
+        caps = [bank.captions_x[int(i)] for i in idx]
+        per = t.batch_size // world
+        x, caps = x[rank * per:(rank + 1) * per].to(device), caps[rank * per:(rank + 1) * per]
+        res = model(x, caps, mode="noise", generator=gens.get("noise", gens["data"]))
+        terms = core.loss(res, x, lmbda=t.lmbda)
+        a = core.adapter
+        terms["gamma"] = torch.cat([a.ca1.gamma, a.ca3.gamma]).detach().abs().mean()  # how open the text path is
+        return terms
+
+    def log_values(self, terms):
+        t = {k: float(v.detach()) for k, v in terms.items() if torch.is_tensor(v)}
+        return {"bpp_estimated": _fmt(t["bpp"]), "mse": _fmt(t["mse"]),
+                "psnr": f"{10 * math.log10(1.0 / max(t['mse'], 1e-12)):.4f}",
+                **{k: _fmt(t[k]) for k in ("lpips", "joint", "con", "dist", "gamma")}}
+
+    def load(self, run, state, context=None):
+        from mdic_lab.models.baselines.taco import TACO
+
+        model = TACO(run.model, text=(context or {}).get("text"))
+        model.load_state_dict(state["state_dict"])
+        return model.eval().update()
+
+    def encoder_captions(self, items):
+        if any("caption_x" not in it for it in items):
+            raise KeyError(f"{self.codec.name}'s encoder reads a caption of each main image: the pairs need "
+                           "'caption_x' (open them with the codec's hooks.open_data)")
+        return [it["caption_x"] for it in items]
+
+    def compress(self, model, x, x_captions=None):
+        if x_captions is None:
+            raise ValueError(f"{self.codec.name}'s encoder reads a caption of each image: pass x_captions")
+        return list(model.compress(x, list(x_captions))["strings"])
+
+    def decompress(self, model, streams, side, captions, *, seed=0, num_inference_steps=None):
+        return model.decompress(list(streams))
+
+    @torch.no_grad()
+    def _reference(self, model, x, side, x_captions=None):
+        return model(x, list(x_captions), mode="dequantize")
+
+    def estimated_bpp(self, model, x, side, x_captions=None):
+        """The entropy model's estimate of the image latents (y, z); the caption has no likelihood model."""
+        from mdic_lab.coding.bpp import bpp_from_likelihoods
+
+        npix = int(x.shape[-2] * x.shape[-1])
+        return [bpp_from_likelihoods(list(self._reference(model, x[i:i + 1], None, x_captions[i:i + 1])
+                                          ["likelihoods"].values()), npix) for i in range(x.shape[0])]
+
+    def round_trip(self, model, x, side, streams, x_hat, x_captions=None):
+        """x̂ equals the "dequantize" forward pass bit for bit, and the stream's caption is the encoder's."""
+        out = []
+        for i in range(x.shape[0]):
+            same = torch.equal(x_hat[i:i + 1], self._reference(model, x[i:i + 1], None, x_captions[i:i + 1])["x_hat"])
+            sent = model.caption_of(streams[i])
+            out.append(bool(same and (sent is None or sent == x_captions[i])))
+        return out
+
+    def caption_bytes(self, model, stream):
+        return model.caption_bytes(stream)
+
+    def sent_caption(self, model, stream):
+        return model.caption_of(stream)

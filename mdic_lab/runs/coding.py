@@ -1,16 +1,17 @@
 """One loader of trained runs, and one image through a codec's compress / decompress.
 
 What ``mdic-lab compress`` and ``mdic-lab decompress`` do, for any registered codec: the
-registry says whether the decoder needs the side image and a caption of it; a caption is
-given, or computed from the side image by the captioner the run was trained with (BLIP-2,
-through the content-keyed caption cache).
+registry says whether the decoder needs the side image and a caption of it, and whether the
+encoder reads a caption of the image; a caption is given, or computed from the image it
+describes by the captioner the run was trained with (BLIP-2, through the content-keyed
+caption cache).
 """
 
 from __future__ import annotations
 
 from .rundir import RunDir
 
-__all__ = ["load_run", "compress_image", "decompress_stream", "side_caption", "recorded_captioner"]
+__all__ = ["load_run", "compress_image", "decompress_stream", "side_caption", "image_caption", "recorded_captioner"]
 
 
 def load_run(run_dir, context: dict | None = None):
@@ -33,16 +34,28 @@ def _check_size(image, hooks, run, what: str) -> None:
                          f"{tuple(want)} images")
 
 
-def compress_image(run_dir, image) -> tuple[bytes, dict]:
-    """``(container bytes, info)`` of one image ``(1, 3, H, W)`` in [0, 1]; the encoder sees only this image."""
+def compress_image(run_dir, image, *, caption: str | None = None, captioner=None,
+                   caption_cache=None) -> tuple[bytes, dict]:
+    """``(container bytes, info)`` of one image ``(1, 3, H, W)`` in [0, 1]; the encoder sees only this image.
+
+    A codec whose encoder reads a caption of the image (``encoder_caption``) gets ``caption``, or
+    the caption ``captioner`` (default: the run's) gives the image; ``info`` then reports the
+    caption's bytes (``caption_bytes``, included in ``bytes`` and ``bpp_coded``).
+    """
     from mdic_lab.coding.bpp import bpp_from_bytes
 
     model, run, hooks = load_run(run_dir)
     _check_size(image, hooks, run, "image")
-    data = hooks.compress(model, image)[0]
+    x_caps = None
+    if hooks.codec.encoder_caption:
+        if caption is None and captioner is None:
+            captioner = recorded_captioner(run_dir)
+        x_caps = [image_caption(image, caption, captioner, caption_cache, what=f"this {run.codec} model's encoder")]
+    data = hooks.compress(model, image, x_caps)[0]
     npix = int(image.shape[-2] * image.shape[-1])
-    return data, {"bytes": len(data), "bpp_coded": bpp_from_bytes(data, npix), "codec": run.codec,
-                  "model_id": model.model_id}
+    cap = int(hooks.caption_bytes(model, data))
+    return data, {"bytes": len(data), "bpp_coded": bpp_from_bytes(data, npix), "caption_bytes": cap,
+                  "caption_bpp": 8.0 * cap / npix, "codec": run.codec, "model_id": model.model_id}
 
 
 def recorded_captioner(run_dir):
@@ -63,6 +76,21 @@ def side_caption(side, caption: str | None = None, captioner=None, caption_cache
     from mdic_lab.data.sources import make_captioner
 
     return make_captioner(captioner, caption_cache)(side[0])
+
+
+def image_caption(image, caption: str | None = None, captioner=None, caption_cache=None,
+                  what: str = "this encoder") -> str:
+    """``caption`` if given, else the caption ``captioner`` (BLIP-2 folder / cached hub id) gives ``image`` itself."""
+    if caption is not None:
+        if not isinstance(caption, str) or not caption.strip():
+            raise ValueError("the caption must be a non-empty text")
+        return caption
+    if captioner is None:
+        raise ValueError(f"{what} reads a caption of the image: pass --caption TEXT or --captioner BLIP2_DIR "
+                         "(a local BLIP-2 folder, e.g. Salesforce/blip2-opt-2.7b saved offline)")
+    from mdic_lab.data.sources import make_captioner
+
+    return make_captioner(captioner, caption_cache)(image[0])
 
 
 def decompress_stream(run_dir, data: bytes, side=None, *, caption: str | None = None, captioner=None,

@@ -8,6 +8,11 @@ side and never mixed up:
   range coder's flush); ``bpp_payload`` -- the range-coded payloads alone;
 * ``bpp_estimated`` -- the entropy model's ESTIMATE ``Σ −log2 p / (H·W)`` of the same symbols.
 
+``caption_bytes`` / ``caption_bpp`` are the part of the coded stream that carries a caption:
+0 for every codec whose caption, if any, is computed at the decoder (MDIC's costs nothing);
+for a codec whose encoder reads a caption of x (TACO) the caption payload, which
+``bpp_coded`` and ``bpp_payload`` include (its image alone: ``bpp_coded − caption_bpp``).
+
 ``round_trip`` is the codec's exactness check (hyperprior / NDIC: the decoded image equals
 the ``"dequantize"`` forward pass bit for bit; MDIC: the decoded indices equal the encoder's).
 LPIPS and DISTS need their pretrained weights: without them they are NaN and
@@ -25,7 +30,8 @@ from .rundir import RunDir
 
 __all__ = ["EVAL_FIELDS", "evaluate_run", "evaluate_model", "summarize", "nan_means", "rd_points"]
 
-EVAL_FIELDS = ["name", "bpp_coded", "bpp_payload", "bpp_estimated", "psnr", "ms_ssim", "lpips", "dists",
+EVAL_FIELDS = ["name", "bpp_coded", "bpp_payload", "bpp_estimated", "caption_bytes", "caption_bpp",
+               "psnr", "ms_ssim", "lpips", "dists",
                "encode_s", "decode_s", "round_trip"]
 
 
@@ -73,7 +79,8 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
     """Per-image rows (:data:`EVAL_FIELDS`) for the first ``limit`` pairs of ``dataset``.
 
     ``captioner`` (a callable or a BLIP-2 folder / hub id) captions the side views of codecs
-    whose decoder reads a caption; default: the dataset's own caption of the side view.
+    whose decoder reads a caption; default: the dataset's own caption of the side view.  A
+    codec whose encoder reads a caption of x gets it from the items (``hooks.encoder_captions``).
     ``use_lpips``: also LPIPS and DISTS, where their weight files are present.
     ``batch_size`` images go through the encoder and the decoder together (each still decodes
     as it would alone); ``encode_s`` / ``decode_s`` are then the batch's time divided by its size.
@@ -102,7 +109,8 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
         y = torch.stack([it["right"].float() for it in items])
         caps = [it["caption"] for it in items] if needs_caption and captioner is None else (
             [captioner(it["right"]) for it in items] if needs_caption else None)
-        hooks.decompress(model, hooks.compress(model, torch.stack([it["left"].float() for it in items])), y, caps,
+        hooks.decompress(model, hooks.compress(model, torch.stack([it["left"].float() for it in items]),
+                                               hooks.encoder_captions(items)), y, caps,
                          seed=seed, num_inference_steps=num_inference_steps)
     rows = []
     bar = progress_bar(n, f"evaluate {hooks.codec.name}", progress)
@@ -113,21 +121,25 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
         captions = None
         if needs_caption:
             captions = [captioner(it["right"]) if captioner is not None else it["caption"] for it in items]
+        x_caps = hooks.encoder_captions(items)  # captions of x for an encoder that reads them, else None
         npix, b = int(x.shape[-2] * x.shape[-1]), len(items)
         t0 = time.perf_counter()
-        streams = hooks.compress(model, x)
+        streams = hooks.compress(model, x, x_caps)
         t1 = time.perf_counter()
         x_hat = hooks.decompress(model, streams, y, captions, seed=seed, num_inference_steps=num_inference_steps)
         t2 = time.perf_counter()
-        estimated = hooks.estimated_bpp(model, x, y)
-        exact = hooks.round_trip(model, x, y, streams, x_hat)
+        estimated = hooks.estimated_bpp(model, x, y, x_caps)
+        exact = hooks.round_trip(model, x, y, streams, x_hat, x_caps)
         for j, it in enumerate(items):
             xj, hj = x[j:j + 1], x_hat[j:j + 1]
+            cap_bytes = int(hooks.caption_bytes(model, streams[j]))  # 0 unless the stream carries a caption
             rows.append({
                 "name": it.get("name", f"{it.get('index', start + j):05d}"),
                 "bpp_coded": bpp_from_bytes(streams[j], npix),
                 "bpp_payload": 8.0 * sum(len(p) for p in unpack(streams[j]).payloads) / npix,
                 "bpp_estimated": float(estimated[j]),
+                "caption_bytes": cap_bytes,
+                "caption_bpp": 8.0 * cap_bytes / npix,
                 "psnr": float(M.psnr(hj, xj)),
                 # 5-scale MS-SSIM needs min(H, W) > 96 (window 7); smaller images get NaN
                 "ms_ssim": float(M.ms_ssim(hj, xj)) if min(x.shape[-2:]) > 96 else float("nan"),
@@ -174,7 +186,8 @@ def evaluate_run(run_dir, *, split: str = "test", limit: int | None = None, data
         limit = hooks.default_synthetic_eval_limit
     if dataset is None:
         dataset = hooks.open_data(run, spec, split, length=limit if spec.is_real or limit else None,
-                                  captioner=captioner if hooks.codec.needs_caption else None,
+                                  captioner=captioner if hooks.codec.needs_caption or hooks.codec.encoder_caption
+                                  else None,
                                   caption_cache=caption_cache)
         captioner = None  # the opened pairs carry the captioner's captions
     rows = evaluate_model(model, hooks, dataset, limit=limit, use_lpips=use_lpips, seed=seed,
