@@ -138,6 +138,15 @@ def make_call(kind: str, method: str, n: int, channels: int, batch: int, grad: b
     return run
 
 
+def attention_macs(method: str, n: int, channels: int, batch: int) -> int:
+    """The appendix's count of attention MACs: per stage ``B·H·W²·C`` for M (Eq. 6) and as many for Eq. 11.
+
+    OPAM has two stages on an N×N map: ``4·B·N³·C``; full 2-D attention: ``2·B·N⁴·C``.  The cycle
+    consistency (``B·H·W²`` per stage) and the SKM convolutions are not counted.
+    """
+    return 4 * batch * n**3 * channels if method == "opam" else 2 * batch * n**4 * channels
+
+
 def fit_exponent(ns, values) -> float | None:
     """Least-squares slope of log(value) against log(N) (None with fewer than two sizes)."""
     if len(set(ns)) < 2:
@@ -183,6 +192,8 @@ def main(argv=None) -> int:
                 results.setdefault((kind, method), []).append((n, sec, mem))
                 print(json.dumps({**common, "kind": kind, "method": method, "N": n, "time_ms": 1e3 * sec,
                                   "time_ms_median": 1e3 * med, "peak_mib": mem / 2**20,
+                                  "attention_macs": (macs := attention_macs(method, n, args.channels, args.batch)),
+                                  "ns_per_attention_mac": 1e9 * sec / macs,
                                   "load_avg_1m": os.getloadavg()[0]}), flush=True)
     fits = {}
     for (kind, method), rows in results.items():
