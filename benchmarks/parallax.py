@@ -120,12 +120,16 @@ def make_call(kind: str, method: str, n: int, channels: int, batch: int, grad: b
     maps = [torch.randn(batch, channels, n, n, generator=g, requires_grad=grad) for _ in range(5)]
     if kind == "core":
         fn = opam_core if method == "opam" else full_core
-        call = lambda: fn(*maps)  # noqa: E731
+
+        def call():
+            return fn(*maps)
     else:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             mod = (OmniParallaxAttention if method == "opam" else FullAttention2D)(channels)
-        call = lambda: mod(maps[0], maps[1])[:2]  # noqa: E731
+
+        def call():
+            return mod(maps[0], maps[1])[:2]  # (aligned, consistency)
     if not grad:
         def run():
             with torch.no_grad():

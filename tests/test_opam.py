@@ -5,7 +5,11 @@ import torch
 
 from mdic_lab.config import ConfigError, NDICConfig
 from mdic_lab.models.baselines.opam import (
-    HorizontalParallaxAttention, OmniParallaxAttention, OPAMFusion, VerticalParallaxAttention, full_attention_2d,
+    HorizontalParallaxAttention,
+    OmniParallaxAttention,
+    OPAMFusion,
+    VerticalParallaxAttention,
+    full_attention_2d,
     parallax_attention,
 )
 from mdic_lab.registry import resolve
@@ -165,9 +169,9 @@ def test_mdic_with_opam_g1_trains_and_codes():
         torch.nn.init.normal_(m.backbone.unet.conv_in.weight, std=0.3)
     g = torch.Generator().manual_seed(0)
     h, w = cfg.image_size
-    batch = dict(left=torch.rand(2, 3, h, w, generator=g), right=torch.rand(2, 3, h, w, generator=g),
-                 caption=["a red car next to a tree", "two people on a road"],
-                 masked_caption=["a red [MASK] next to a [MASK]", "two [MASK] on a road"], noun_targets=[[1, 3], [2]])
+    batch = {"left": torch.rand(2, 3, h, w, generator=g), "right": torch.rand(2, 3, h, w, generator=g),
+             "caption": ["a red car next to a tree", "two people on a road"],
+             "masked_caption": ["a red [MASK] next to a [MASK]", "two [MASK] on a road"], "noun_targets": [[1, 3], [2]]}
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
     out = m(batch, generator=torch.Generator().manual_seed(0))
     out["loss"].backward()
