@@ -235,3 +235,30 @@ def test_cli_compress_reads_the_caption_and_decompress_needs_none(tmp_path, caps
     assert main(["codecs"]) == 0
     out = capsys.readouterr().out
     assert "taco: TACO" in out and "encoder needs: the image and a caption of it" in out
+
+
+def test_a_clipmodel_folder_is_the_paper_path(tmp_path):
+    """``clip=<folder>`` loads a CLIPModel (here a tiny RANDOM one: this checks the path, not CLIP's quality)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    from mdic_lab.models.mdic.tokenizer import load_clip_tokenizer
+
+    cfg = CLIPConfig(text_config=dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                      num_attention_heads=2, max_position_embeddings=77, bos_token_id=49406,
+                                      eos_token_id=49407, pad_token_id=49407),
+                     vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                        num_attention_heads=2, image_size=32, patch_size=16), projection_dim=16)
+    torch.manual_seed(0)
+    CLIPModel(cfg).save_pretrained(tmp_path / "clip")
+    load_clip_tokenizer(None).save_pretrained(str(tmp_path / "clip"))
+    m = TACO(TACOConfig(N=8, M=8, heads=2, clip=str(tmp_path / "clip"), max_text_length=38))
+    assert m.text.is_clip and m.tower is None and m.text.record["is_clip"] is True
+    assert {k.split(".")[0] for k in m.state_dict()} == {"g_a", "adapter", "g_s", "hyper"}  # CLIP is not trained
+    x = torch.rand(2, 3, 64, 64)
+    t = m.loss(m(x, CAPS), x)
+    t["loss"].backward()
+    assert torch.isfinite(t["joint"]) and m.g_s[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in m.text.clip_model.parameters())
+    m.eval().update()
+    s = m.compress(x[:1], CAPS[:1])["strings"]
+    assert m.caption_of(s[0]) == CAPS[0] and torch.equal(m.decompress(s), m(x[:1], CAPS[:1], mode="dequantize")["x_hat"])
