@@ -139,6 +139,47 @@ def test_mask_generator_train_vs_inference():
     torch.testing.assert_close(d1.m_v, (d1.m > 0.2).float())
 
 
+def test_soft_mask_training_keeps_m_in_training_and_thresholds_at_inference():
+    hard = MaskGenerator(4, hidden=8, tau=1.0, theta=0.2)
+    soft = MaskGenerator(4, hidden=8, tau=1.0, theta=0.2, soft_training=True)
+    soft.load_state_dict(hard.state_dict())
+    zx, zy = torch.randn(2, 4, 3, 5), torch.randn(2, 4, 3, 5)
+    a = soft(zx, zy, stochastic=True, generator=torch.Generator().manual_seed(0))
+    b = hard(zx, zy, stochastic=True, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a.m_v, a.m) and torch.equal(a.m, b.m)  # soft: the mask is m itself
+    assert not torch.equal(a.m_v, b.m_v) and set(b.m_v.unique().tolist()) <= {0.0, 1.0}
+    soft.eval(), hard.eval()
+    assert torch.equal(soft(zx, zy).m_v, hard(zx, zy).m_v)  # at inference both apply Eq. 8
+
+
+def test_mask_choices_change_only_what_they_name():
+    from mdic_lab.models.mdic.model import MDIC
+
+    assert set(TINY.to_dict()) == set(TINY.replace(mask_sparsity=0.0).to_dict())
+    for field, value in (("mask_sparsity", 0.5), ("mask_gates_zd", True), ("mask_training", "soft")):
+        assert field not in TINY.to_dict() and TINY.replace(**{field: value}).to_dict()[field] == value
+    batch = make_batch(0)
+    base, sparse = make_model(), make_model()
+    sparse.config = sparse.config.replace(mask_sparsity=0.5)
+    lb = base(batch, generator=torch.Generator().manual_seed(3))
+    ls = sparse(batch, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():  # the same draw of the mask: the prior adds exactly λ_s · mean(m)
+        m = base.mask_generator(base.encode_x(batch["left"])[2].z_q, base.vq(base.h_ay(
+            base.backbone.encode_image(batch["right"]))).z_q, stochastic=True,
+            generator=torch.Generator().manual_seed(3)).m
+    torch.testing.assert_close(ls["loss"] - lb["loss"], 0.5 * m.mean(), atol=1e-5, rtol=1e-4)
+    gated = make_model()
+    gated.config = gated.config.replace(mask_gates_zd=True)
+    base.eval(), gated.eval()
+    zx_hat = base.encode_x(batch["left"])[2].z_q
+    pb = base.decoder_side(zx_hat, batch["right"], batch["caption"])
+    pg = gated.decoder_side(zx_hat, batch["right"], batch["caption"])
+    torch.testing.assert_close(pg["z_d"], pb["z_d"] * pb["mask"].m_v)
+    torch.testing.assert_close(pg["zxc"], pb["zxc"])
+    with pytest.raises(Exception, match="mask_training"):
+        TINY.replace(mask_training="medium")
+
+
 def test_masked_caption_tokenization():
     from mdic_lab.models.mdic.tokenizer import load_clip_tokenizer
 

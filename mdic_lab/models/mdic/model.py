@@ -102,7 +102,8 @@ class MDIC(nn.Module):
         self.vq = VectorQuantizer(config.codebook_size, c, config.vq_commitment_weight)  # Eqs. 1, 2, 21
         self.entropy_model = AREntropyModel(config.codebook_size, n_tok, config.em_d_model, config.em_layers,
                                             config.em_heads)
-        self.mask_generator = MaskGenerator(c, config.mask_hidden, config.gumbel_tau, config.mask_threshold)
+        self.mask_generator = MaskGenerator(c, config.mask_hidden, config.gumbel_tau, config.mask_threshold,
+                                            soft_training=config.mask_training == "soft")
         self.text_supervision = (TextSupervision(backbone.text_hidden_size, c, n_tok, config.num_nouns,
                                                  config.ts_d_model, config.ts_layers, config.ts_heads,
                                                  backbone.max_text_length)
@@ -189,6 +190,8 @@ class MDIC(nn.Module):
         m_v = mask.m_v
         zxc = self.g1(zx_hat, zy_hat, m_v) if cfg.use_g1 else zx_hat  # Eq. 13
         z_d = self.g2(z_y, m_v) if cfg.use_g2 else z_y  # Eq. 14
+        if cfg.mask_gates_zd:  # not in the paper: the mask gates the side latent's only path to the UNet
+            z_d = z_d * m_v
         z_text = (self.backbone.encode_text(self._captions(captions, z_ly.shape[0])).to(self.device)
                   if cfg.use_text_condition else None)  # Eq. 3
         return dict(zx_hat=zx_hat, z_y=z_y, zy_hat=zy_hat, mask=mask, zxc=zxc, z_d=z_d, z_text=z_text)
@@ -242,6 +245,8 @@ class MDIC(nn.Module):
         out = dict(vq=vq_x.loss, diff=l_diff, rate_bpp=rate_bpp, rate_bits=bits.detach(),
                    mask_fraction=parts["mask"].m_v.detach().mean())
         loss = vq_x.loss + cfg.lambda_rate * rate_bpp + l_diff  # Eqs. 22–23
+        if cfg.mask_sparsity > 0:  # keep-rate prior on the soft mask (not in the paper; MDICConfig.mask_sparsity)
+            loss = loss + cfg.mask_sparsity * parts["mask"].m.mean()
         if cfg.use_text_supervision:
             masked, targets = self._masked_captions(batch)
             mt = tokenize_masked_captions(self.backbone.tokenizer, masked, targets, cfg.mask_marker,
