@@ -52,10 +52,26 @@ def test_second_run_redoes_no_cell_and_reproduces_the_tables(smoke_run):
     before = _summary_mtimes(out)
     tables = {n: (out / n).read_text() for n in ("table1.csv", "table2.csv", "table3.csv")}
     second = run_notebook(NOTEBOOK, out, **params)
-    assert _summary_mtimes(out) == before and len(before) == 6 + 2 * 2  # 6 cells + full × 2 rate points × 2 steps
+    # 6 cells + the full model's 2 rate points × 2 step counts × (quality batched, timing one at a time)
+    assert _summary_mtimes(out) == before and len(before) == 6 + 2 * 2 * 2
     assert {n: (out / n).read_text() for n in tables} == tables
     assert second["claims"] == first["claims"]
     assert json.loads((out / "sweep" / "manifest.json").read_text())
+
+
+def test_an_interrupted_run_resumes_only_the_unfinished_cell(smoke_run):
+    out, params, first = smoke_run
+    tables = {n: (out / n).read_text() for n in ("table1.csv", "table2.csv", "table3.csv")}
+    victim = sorted((out / "sweep" / "cells").glob("mdic-smoke-no_text-*"))[0]
+    for p in (victim / "eval").glob("test.*"):  # as if killed after training, before its evaluation was written
+        p.unlink()
+    others = {p: t for p, t in _summary_mtimes(out).items() if victim not in p.parents}
+    again = run_notebook(NOTEBOOK, out, **params)
+    after = _summary_mtimes(out)
+    assert {p: after[p] for p in others} == others  # every finished cell read back, not redone
+    assert (victim / "eval" / "test.json").is_file()
+    assert {n: (out / n).read_text() for n in tables} == tables  # the same tables as before the interruption
+    assert again["claims"] == first["claims"]
 
 
 def test_bad_parameters_stop_before_any_training(tmp_path):

@@ -189,3 +189,24 @@ def test_two_cpu_processes_ddp_for_a_baseline_codec(tmp_path, codec):
     c = outs[0]["param_checksums"]
     assert len(c) == 2 and c[0] == c[1]
     assert len(RunDir(tmp_path / "ddp").load_checkpoint()["rng"]) == 2
+
+
+def test_semantic_column_is_the_segmentation_miou_of_each_reconstruction(tmp_path, backbone_root):
+    from mdic_lab.metrics.segnet import SegNet, SegNetConfig, reconstruction_miou
+    from mdic_lab.runs.coding import load_run
+    from mdic_lab.runs.evaluate import evaluate_model
+
+    run = resolve("ndic", "smoke", overrides={"steps": 2})
+    train_run(run, tmp_path / "r", progress=False, backbone_root=backbone_root)
+    model, run, hooks = load_run(tmp_path / "r")
+    data = hooks.open_data(run, "synthetic", "test", length=2)
+    torch.manual_seed(0)
+    net = SegNet(SegNetConfig(width=4, levels=2, max_width=8))  # any net: this checks the plumbing, not a score
+    rows = evaluate_model(model, hooks, data, limit=2, use_lpips=False, segnet=net)
+    for i, r in enumerate(rows):
+        it = data[i]
+        x_hat = hooks.decompress(model, hooks.compress(model, it["left"][None].float()), it["right"][None].float(), None)
+        assert r["miou"] == pytest.approx(reconstruction_miou(net, x_hat, torch.as_tensor(it["labels"])[None]))
+        assert 0.0 <= r["miou"] <= 1.0
+    plain = evaluate_model(model, hooks, data, limit=1, use_lpips=False)
+    assert plain[0]["miou"] != plain[0]["miou"]  # NaN without a net: never a number from nothing

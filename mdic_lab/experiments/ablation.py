@@ -9,8 +9,10 @@ calls :func:`run_ablation`; everything it shows comes from here, so tests reach 
 2. The sweep (:mod:`.sweep`): MDIC × variants × rate points × training seeds, each cell
    trained, then evaluated on ``n_test`` pairs in batches; finished cells are skipped, so an
    interrupted run resumes and a second run redoes nothing.
-3. Table 4's timings: the full model of every (rate point, seed) decoded again, one image at
-   a time, at each number of denoising steps (``eval/test-steps<k>``, also resumable).
+3. Table 4: the full model of every (rate point, seed) decoded again at each number of
+   denoising steps: all test pairs in batches for the quality (``eval/test-quality-steps<k>``),
+   a few pairs one at a time for the seconds per image (``eval/test-timing-steps<k>``);
+   both resumable.
 4. Tables 1–3 (BD-quality / BD-rate of the variants against the full model) and Table 4
    with hierarchical paired bootstrap intervals (:mod:`.ablation_tables`), written as
    ``table1.csv`` … ``table4.csv`` and ``tables.md``, and one claim per table row.
@@ -25,14 +27,16 @@ from pathlib import Path
 from mdic_lab.config import ConfigError
 
 __all__ = ["AblationParams", "AblationResult", "PRESET_DEFAULTS", "check_params", "sweep_spec", "run_ablation",
-           "timing_rows", "curve_with_band", "mask_agreement"]
+           "steps_rows", "curve_with_band", "mask_agreement"]
 
 CODEC = "mdic"
-METRICS = ("lpips", "dists", "psnr", "ms_ssim")  # the columns of the paper's tables
+METRICS = ("lpips", "dists", "psnr", "ms_ssim", "miou")  # the paper's columns, then our semantic one
 
 #: What each preset changes in the defaults of :class:`AblationParams` (smoke: the pipeline in minutes).
 PRESET_DEFAULTS = {
-    "smoke": {"seeds": (0,), "n_test": 4, "n_timing": 2, "n_boot": 200, "batch_size": 4},
+    # smoke leaves out mIoU: its segmentation net takes minutes to train once (tested apart)
+    "smoke": {"seeds": (0,), "n_test": 4, "n_timing": 2, "n_boot": 200, "batch_size": 4,
+              "metrics": ("lpips", "dists", "psnr", "ms_ssim")},
     "lab": {},
     "paper": {"n_test": 790, "n_timing": 32},
 }
@@ -54,7 +58,7 @@ class AblationParams:
     output_dir: str = "ablation_runs"  # sweep/, tables, figures and metrics.json land here
     metrics: tuple = METRICS  # columns of the tables; LPIPS / DISTS need their weight files
     timing_steps: tuple = (5, 10)  # denoising steps of Table 4
-    n_timing: int = 8  # test pairs decoded one at a time per (rate point, seed) for Table 4
+    n_timing: int = 8  # test pairs decoded one at a time per (rate point, seed) for Table 4's times
     n_boot: int = 1000  # bootstrap resamples per table cell
     batch_size: int = 8  # pairs decoded together in the evaluation (Tables 1–3)
     overrides: dict = field(default_factory=dict)  # any MDIC model / training config field, e.g. {"steps": 300}
@@ -137,6 +141,11 @@ def check_params(params: AblationParams) -> dict:
     return sweep_spec(params)
 
 
+def _uses_miou(params: AblationParams) -> bool:
+    """The semantic column needs the synthetic world's labels and segmentation net."""
+    return "miou" in params.metrics and params.data == "synthetic"
+
+
 def sweep_spec(params: AblationParams) -> dict:
     """The sweep (a spec dict for :func:`.sweep.load_spec`) that trains and evaluates every cell."""
     variants = list(dict.fromkeys(["full", *params.variants]))  # the reference is always there
@@ -147,37 +156,47 @@ def sweep_spec(params: AblationParams) -> dict:
         grid["overrides"] = {k: (v if isinstance(v, list) else [v]) for k, v in params.overrides.items()}
     spec = {"name": f"mdic-ablation-{params.preset}", "data": params.data, "grid": grid,
             "eval": {"split": "test", "limit": params.n_test, "use_lpips": "lpips" in params.metrics,
-                     "batch_size": params.batch_size}}
+                     "use_miou": _uses_miou(params), "batch_size": params.batch_size}}
     if params.captioner:
         spec["captioner"] = params.captioner
     return spec
 
 
+def _quality_tag(steps: int) -> str:
+    return f"quality-steps{steps}"
+
+
 def _timing_tag(steps: int) -> str:
-    return f"steps{steps}"
+    return f"timing-steps{steps}"
 
 
-def timing_rows(sweep_out, cells_rows, params: AblationParams, progress: bool = True) -> list[dict]:
-    """Table 4's per-image rows: the full model of every finished cell decoded one image at a time
-    at each of ``params.timing_steps`` (resumable: an evaluation whose summary exists is read back)."""
+def steps_rows(sweep_out, cells_rows, params: AblationParams, progress: bool = True) -> tuple[list, list]:
+    """Table 4's per-image rows for the full model of every finished (rate point, seed) cell.
+
+    Returns ``(quality, timing)``.  ``quality``: all ``n_test`` pairs decoded in batches at each
+    of ``params.timing_steps`` (the BD-quality of 5 vs 10 steps, paired over the same images);
+    ``timing``: ``n_timing`` pairs decoded one at a time after an untimed warm-up (the seconds
+    per image).  Both are resumable: an evaluation whose summary exists is read back.
+    """
     from mdic_lab.runs import RunDir
     from mdic_lab.runs.evaluate import evaluate_run
 
-    out = []
+    quality, timing = [], []
     for cell in cells_rows:
         if cell["variant"] != "full" or cell["status"] != "done":
             continue
         rd = RunDir(Path(sweep_out) / "cells" / Path(cell["dir"]).name)
         for steps in params.timing_steps:
-            tag = _timing_tag(steps)
-            if rd.read_eval_summary("test", tag) is None:
-                evaluate_run(rd.path, split="test", limit=params.n_timing, num_inference_steps=steps,
-                             use_lpips="lpips" in params.metrics, tag=tag, batch_size=1, warmup=True,
-                             progress=progress)
-            for r in rd.read_eval_rows("test", tag):
-                out.append({"codec": CODEC, "variant": "full", "rate_point": cell["rate_point"],
-                            "seed": cell["seed"], "num_inference_steps": steps, **r})
-    return out
+            for tag, limit, batch, out in ((_quality_tag(steps), params.n_test, params.batch_size, quality),
+                                           (_timing_tag(steps), params.n_timing, 1, timing)):
+                if rd.read_eval_summary("test", tag) is None:
+                    evaluate_run(rd.path, split="test", limit=limit, num_inference_steps=steps,
+                                 use_lpips="lpips" in params.metrics, tag=tag, batch_size=batch, warmup=batch == 1,
+                                 use_miou=_uses_miou(params) and batch > 1, progress=progress)
+                for r in rd.read_eval_rows("test", tag):
+                    out.append({"codec": CODEC, "variant": "full", "rate_point": cell["rate_point"],
+                                "seed": cell["seed"], "num_inference_steps": steps, **r})
+    return quality, timing
 
 
 @dataclass
@@ -189,7 +208,8 @@ class AblationResult:
     tables: dict  # name -> table (ablation_tables.ablation_table / table4)
     claims: object  # Claims, one per table row
     images: list  # the sweep's per-image rows (Tables 1–3)
-    timing: list  # per-image rows of Table 4
+    steps_quality: list  # per-image rows of Table 4's BD-quality (all test pairs, batched, per step count)
+    timing: list  # per-image rows of Table 4's times (n_timing pairs, one at a time, per step count)
     paths: list  # written files
     params: dict
 
@@ -201,16 +221,21 @@ def run_ablation(params: AblationParams, *, progress: bool = True) -> AblationRe
 
     spec = load_spec(check_params(params))
     out = Path(params.output_dir)
+    if _uses_miou(params):  # trained once (minutes) and cached, before the cells need it
+        from mdic_lab.metrics.segnet import load_or_train_segnet
+
+        load_or_train_segnet(progress=progress)
     res = run_sweep(spec, out=out / "sweep", executor=params.executor, workers=params.workers,
                     backbone_root=params.backbone_root, progress=progress)
     images = read_images_csv(res.images_csv)
     cells = read_images_csv(res.cells_csv)
-    timing = timing_rows(out / "sweep", cells, params, progress=progress)
+    quality, timing = steps_rows(out / "sweep", cells, params, progress=progress)
     kw = dict(metrics=params.metrics, n_boot=params.n_boot, seed=params.boot_seed, where={"codec": CODEC})
     tables = {name: ablation_table(images, name, **kw) for name in ("table1", "table2", "table3")}
-    tables["table4"] = table4(timing, steps=params.timing_steps, reference_steps=max(params.timing_steps), **kw)
+    tables["table4"] = table4(quality, steps=params.timing_steps, reference_steps=max(params.timing_steps),
+                              timing_rows=timing, **kw)
     paths = write_tables(out, tables)
-    return AblationResult(out, res, tables, table_claims(tables), images, timing, paths, asdict(params))
+    return AblationResult(out, res, tables, table_claims(tables), images, quality, timing, paths, asdict(params))
 
 
 def curve_with_band(images, variant: str, metric: str, *, n_boot: int = 500, seed: int = 0, ci: float = 0.95) -> dict:
@@ -249,15 +274,30 @@ def curve_with_band(images, variant: str, metric: str, *, n_boot: int = 500, see
             "low": np.asarray(low), "high": np.asarray(high)}
 
 
+def _auc(scores, labels) -> float:
+    """Area under the ROC curve of ``scores`` as a detector of ``labels`` (Mann–Whitney U, ties averaged)."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
+    n1, n0 = int(labels.sum()), int((~labels).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    r = rankdata(scores)
+    return float((r[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 def mask_agreement(model, dataset, *, limit: int = 16, threshold: float = 0.5) -> dict:
     """How the decoder's mask m_v (Eqs. 4–8, deterministic at decoding) agrees with the synthetic
     world's ``side_valid`` (right-view pixels consistent with the left view).
 
     A token of the side view is *misleading* when more than ``threshold`` of its pixels are not
     ``side_valid``; a token is *dropped* when m_v = 0 there.  Returns ``keep_fraction`` (mean of
-    m_v), ``misleading_fraction``, and the ``precision`` / ``recall`` of the dropped tokens as a
-    detector of misleading ones (NaN when nothing is dropped / nothing is misleading), over the
-    first ``limit`` pairs (items must carry ``side_valid``: the synthetic world does).
+    m_v), ``misleading_fraction``, the ``precision`` / ``recall`` of the dropped tokens as a
+    detector of misleading ones (NaN when nothing is dropped / nothing is misleading), and
+    ``auc``: the threshold-free area under the ROC curve of ``1 − m`` (the soft mask before
+    Eq. 8's threshold) as that detector (0.5: no better than chance), over the first ``limit``
+    pairs (items must carry ``side_valid``: the synthetic world does).
     """
     import numpy as np
     import torch
@@ -265,6 +305,7 @@ def mask_agreement(model, dataset, *, limit: int = 16, threshold: float = 0.5) -
 
     n = min(int(limit), len(dataset))
     tp = dropped = misleading = kept = total = 0
+    soft, bad_all = [], []
     model.eval()
     with torch.no_grad():
         for i in range(n):
@@ -273,7 +314,8 @@ def mask_agreement(model, dataset, *, limit: int = 16, threshold: float = 0.5) -
                 raise KeyError("mask_agreement needs items with 'side_valid' (the synthetic world has them)")
             x, y = it["left"].float()[None], it["right"].float()[None]
             zx_hat = model.encode_x(x)[2].z_q
-            m_v = model.decoder_side(zx_hat, y, [it["caption"]], stochastic=False)["mask"].m_v[0, 0]  # (h, w)
+            mask = model.decoder_side(zx_hat, y, [it["caption"]], stochastic=False)["mask"]
+            m_v = mask.m_v[0, 0]  # (h, w)
             valid = torch.as_tensor(np.asarray(it["side_valid"]), dtype=torch.float32)[None, None]
             invalid_share = 1.0 - F.adaptive_avg_pool2d(valid, tuple(m_v.shape))[0, 0]
             bad = invalid_share > threshold
@@ -283,6 +325,9 @@ def mask_agreement(model, dataset, *, limit: int = 16, threshold: float = 0.5) -
             misleading += int(bad.sum())
             kept += int((~drop).sum())
             total += drop.numel()
+            soft.append(-mask.m[0, 0].flatten().numpy())
+            bad_all.append(bad.flatten().numpy())
     return {"pairs": n, "tokens": total, "keep_fraction": kept / total, "misleading_fraction": misleading / total,
             "precision": tp / dropped if dropped else float("nan"),
-            "recall": tp / misleading if misleading else float("nan")}
+            "recall": tp / misleading if misleading else float("nan"),
+            "auc": _auc(np.concatenate(soft), np.concatenate(bad_all))}

@@ -48,9 +48,10 @@ __all__ = ["Columns", "METRICS", "METRIC_LABELS", "METRIC_WEIGHTS", "VARIANT_MET
            "ablation_table", "table4", "write_tables", "table_claims", "metric_unavailable"]
 
 #: metric column -> lower is better (LPIPS, DISTS: the BD-quality sign is flipped)
-METRICS = {"lpips": True, "dists": True, "psnr": False, "ms_ssim": False}
-#: how the paper's tables head the metric columns
-METRIC_LABELS = {"lpips": "LPIPS", "dists": "DISTS", "psnr": "PSNR", "ms_ssim": "MS-SSIM"}
+METRICS = {"lpips": True, "dists": True, "psnr": False, "ms_ssim": False, "miou": False}
+#: how the paper's tables head the metric columns (mIoU is ours: a semantic column the paper lacks)
+METRIC_LABELS = {"lpips": "LPIPS", "dists": "DISTS", "psnr": "PSNR", "ms_ssim": "MS-SSIM",
+                 "miou": "mIoU (synthetic world's segmentation net)"}
 #: metric -> keys of :data:`mdic_lab.metrics.weights.WEIGHT_FILES` it cannot be computed without
 #: (LPIPS: the AlexNet backbone, ``net="alex"``, the evaluation loop's default)
 METRIC_WEIGHTS = {"lpips": ("alexnet",), "dists": ("vgg16", "dists")}
@@ -224,6 +225,9 @@ def metric_unavailable(rows, metric: str, weights_dir=None) -> str | None:
         if missing:
             files = " and ".join(WEIGHT_FILES[k].filename for k in missing)
             return f"n/a — needs {files} in $TORCH_HOME/hub/checkpoints"
+    if metric == "miou":
+        return ("n/a — needs labelled pairs (the synthetic world) and its segmentation net "
+                "(mdic_lab.metrics.segnet.load_or_train_segnet())")
     extra = " (5-scale MS-SSIM needs min(H, W) > 96)" if metric == "ms_ssim" else ""
     return f"n/a — no finite {metric!r} value in the per-image table{extra}"
 
@@ -761,8 +765,12 @@ def _time_stats(values, ci: float = 0.95) -> dict:
 def table4(rows, metrics=_PAPER_METRICS, *, steps=(5, 10), reference_steps: int = 10, variant: str = "full",
            n_boot: int = 1000, seed: int = 0, ci: float = 0.95, cols: Columns = Columns(),
            where: dict | None = None, log_rate: bool = True, method: str | None = None, weights_dir=None,
-           hierarchical: bool = True, image_draws: str = "per_seed") -> dict:
+           hierarchical: bool = True, image_draws: str = "per_seed", timing_rows=None) -> dict:
     """Table 4's MDIC rows: time per image and BD-quality at each number of denoising steps.
+
+    ``rows`` give the BD-quality; ``timing_rows`` (default: ``rows``) the times, so the quality
+    can come from every test image decoded in batches and the times from a few decoded one at a
+    time.
 
     For each value of ``steps``: encode and decode seconds per image (``<t>_mean``,
     ``<t>_std``, ``<t>_ci_low`` / ``<t>_ci_high``: t-interval of the mean over every image
@@ -787,7 +795,7 @@ def table4(rows, metrics=_PAPER_METRICS, *, steps=(5, 10), reference_steps: int 
             row = _bd_row(rows, pr, ref_sel, sel, metrics, "quality", n_boot=n_boot, seed=seed, ci=ci, cols=cols,
                           where=where, log_rate=log_rate, method=method, weights_dir=weights_dir,
                           hierarchical=hierarchical, image_draws=image_draws, subset_rows=subset)
-        mine = _select(rows, _as_select(sel, cols, where))
+        mine = _select(rows if timing_rows is None else list(timing_rows), _as_select(sel, cols, where))
         for name, col in (("encode_s", cols.encode), ("decode_s", cols.decode)):
             st = _time_stats([_num(r.get(col)) for r in mine], ci)
             row.update({f"{name}_{k2}": v for k2, v in st.items()})
@@ -919,7 +927,8 @@ def table_claims(tables):
 
     "w/o TS: BD-rate sign agrees with the paper (PSNR)"; ``holds`` = the sign agrees; an
     n/a value does not hold (nothing was shown) and says why.  Reference rows (0 by
-    definition) give no claim.  Table 4 adds "decoding at 5 steps is faster than at 10".
+    definition) give no claim, nor do columns the paper does not print (mIoU).  Table 4
+    adds "decoding at 5 steps is faster than at 10".
     """
     from mdic_lab.experiments.claims import Claims
 
@@ -932,6 +941,8 @@ def table_claims(tables):
                 continue
             label = r["method"]
             for m in t["metrics"]:
+                if m not in _PAPER_METRICS:  # our extra column: no paper value to agree with
+                    continue
                 v, p = r.get(m), r.get(f"{m}_paper")
                 agrees = r.get(f"{m}_sign_agrees")
                 if isinstance(v, str):

@@ -76,7 +76,7 @@ __all__ = ["SweepSpecError", "SweepSpec", "Cell", "SweepResult", "load_spec", "r
 SPEC_KEYS = ("name", "description", "out", "data", "captioner", "grid", "eval", "executor")
 GRID_KEYS = ("codec", "preset", "variant", "rate_point", "seed", "overrides")
 EVAL_DEFAULTS = {"split": "test", "limit": None, "num_inference_steps": None, "seed": 0, "use_lpips": False,
-                 "tag": None, "batch_size": 1}
+                 "tag": None, "batch_size": 1, "use_miou": False}
 CLAIM, ERROR, LOG, CELL_JSON = "claim.lock", "error.txt", "log.txt", "cell.json"
 HOST = socket.gethostname()
 
@@ -333,8 +333,9 @@ def _normalise_eval(name, ev) -> dict:
             raise _err(name, f"eval.{key} must be a positive int, got {v!r}")
     if not _is_int(out["seed"]):
         raise _err(name, f"eval.seed must be an int, got {out['seed']!r}")
-    if not isinstance(out["use_lpips"], bool):
-        raise _err(name, f"eval.use_lpips must be true or false, got {out['use_lpips']!r}")
+    for key in ("use_lpips", "use_miou"):
+        if not isinstance(out[key], bool):
+            raise _err(name, f"eval.{key} must be true or false, got {out[key]!r}")
     tag = out["tag"]
     if tag is not None and (not isinstance(tag, str) or not tag or "/" in tag):
         raise _err(name, f"eval.tag must be a plain name, got {tag!r}")
@@ -693,7 +694,8 @@ def _train_and_evaluate(task: dict) -> dict:
     train = _train_launched(task) if task.get("launcher") else _train(task)
     summary = evaluate_run(task["dir"], split=ev["split"], limit=ev["limit"], data=task["data"],
                            num_inference_steps=ev["num_inference_steps"], seed=ev["seed"],
-                           use_lpips=ev["use_lpips"], tag=ev["tag"], batch_size=ev.get("batch_size", 1))
+                           use_lpips=ev["use_lpips"], tag=ev["tag"], batch_size=ev.get("batch_size", 1),
+                           use_miou=ev.get("use_miou", False))
     return {"train": train, "summary": summary}
 
 

@@ -31,7 +31,7 @@ from .rundir import RunDir
 __all__ = ["EVAL_FIELDS", "evaluate_run", "evaluate_model", "summarize", "nan_means", "rd_points"]
 
 EVAL_FIELDS = ["name", "bpp_coded", "bpp_payload", "bpp_estimated", "caption_bytes", "caption_bpp",
-               "psnr", "ms_ssim", "lpips", "dists",
+               "psnr", "ms_ssim", "lpips", "dists", "miou",
                "encode_s", "decode_s", "round_trip"]
 
 
@@ -43,7 +43,7 @@ def nan_means(rows: list[dict], fields) -> dict:
     """
     out = {}
     for k in fields:
-        vals = [float(r[k]) for r in rows if not math.isnan(float(r[k]))]
+        vals = [float(r[k]) for r in rows if not math.isnan(float(r.get(k, "nan")))]
         out[k] = sum(vals) / len(vals) if vals else float("nan")
     return out
 
@@ -72,10 +72,35 @@ def _perceptual_fn(name: str, wanted: bool):
         return None
 
 
+def _image_miou(segnet, x_hat, item) -> float:
+    """mIoU of one reconstruction against its original's labels, NaN without a net or labels."""
+    if segnet is None or item.get("labels") is None:
+        return float("nan")
+    from mdic_lab.metrics.segnet import reconstruction_miou
+
+    return reconstruction_miou(segnet, x_hat, torch.as_tensor(item["labels"])[None])
+
+
+def semantic_net(wanted: bool):
+    """The cached segmentation net of the synthetic world if ``wanted`` and trained, else None (warned)."""
+    if not wanted:
+        return None
+    from mdic_lab.metrics import MetricUnavailable
+    from mdic_lab.metrics.segnet import load_segnet
+
+    try:
+        return load_segnet()
+    except MetricUnavailable as err:
+        import logging
+
+        logging.getLogger(__name__).warning("miou skipped: %s", err)
+        return None
+
+
 @torch.no_grad()
 def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips: bool = True, seed: int = 0,
                    num_inference_steps: int | None = None, captioner=None, batch_size: int = 1,
-                   warmup: bool = False, progress: bool = False) -> list[dict]:
+                   warmup: bool = False, segnet=None, progress: bool = False) -> list[dict]:
     """Per-image rows (:data:`EVAL_FIELDS`) for the first ``limit`` pairs of ``dataset``.
 
     ``captioner`` (a callable or a BLIP-2 folder / hub id) captions the side views of codecs
@@ -86,6 +111,9 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
     as it would alone); ``encode_s`` / ``decode_s`` are then the batch's time divided by its size.
     ``warmup`` codes the first batch once, untimed, before the timed pass (first calls pay for
     lazy initialisation and would inflate the first image's times).
+    ``segnet`` (the synthetic world's segmentation net, :mod:`mdic_lab.metrics.segnet`) adds a
+    semantic column ``miou``: the mIoU of the reconstruction's segmentation against the
+    original's ground-truth labels, per image (NaN where the items carry no ``labels``).
     """
     from mdic_lab import metrics as M
     from mdic_lab.coding.bpp import bpp_from_bytes
@@ -145,6 +173,7 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
                 "ms_ssim": float(M.ms_ssim(hj, xj)) if min(x.shape[-2:]) > 96 else float("nan"),
                 "lpips": float(lp(hj, xj)) if lp is not None else float("nan"),
                 "dists": float(ds(hj, xj)) if ds is not None else float("nan"),
+                "miou": _image_miou(segnet, hj, it),
                 "encode_s": (t1 - t0) / b,
                 "decode_s": (t2 - t1) / b,
                 "round_trip": bool(exact[j]),
@@ -157,13 +186,15 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
 def evaluate_run(run_dir, *, split: str = "test", limit: int | None = None, data: str | None = None,
                  captioner=None, caption_cache=None, num_inference_steps: int | None = None, seed: int = 0,
                  use_lpips: bool = True, tag: str | None = None, csv_path=None, dataset=None,
-                 batch_size: int = 1, warmup: bool = False, progress: bool = False) -> dict:
+                 batch_size: int = 1, warmup: bool = False, use_miou: bool = False, progress: bool = False) -> dict:
     """Evaluate a trained run on ``split`` with real bitstreams; write ``eval/<split>[-tag].{csv,json}``.
 
     ``data`` / ``captioner`` default to what the run was trained with (its ``config.json``);
     ``limit`` defaults to the whole split (MDIC on the synthetic world: 8 pairs); ``dataset``
     replaces the data spec with ready pairs.  ``csv_path`` also writes the per-image CSV there.
-    ``batch_size`` images are coded together (see :func:`evaluate_model`).
+    ``batch_size`` images are coded together (see :func:`evaluate_model`).  ``use_miou``: the
+    semantic column ``miou`` from the synthetic world's cached segmentation net
+    (:func:`mdic_lab.metrics.segnet.load_or_train_segnet` makes it once), where pairs carry labels.
     Returns the summary (means, ``n``, coded and estimated bpp apart, run identity).
     """
     from mdic_lab.data.sources import parse_data_spec
@@ -192,7 +223,7 @@ def evaluate_run(run_dir, *, split: str = "test", limit: int | None = None, data
         captioner = None  # the opened pairs carry the captioner's captions
     rows = evaluate_model(model, hooks, dataset, limit=limit, use_lpips=use_lpips, seed=seed,
                           num_inference_steps=num_inference_steps, captioner=captioner, batch_size=batch_size,
-                          warmup=warmup, progress=progress)
+                          warmup=warmup, segnet=semantic_net(use_miou), progress=progress)
     ckpt_step = int(rd.load_checkpoint()["step"])
     summary = {"run": str(rd.path), "codec": run.codec, "preset": run.preset, "variant": run.variant,
                "rate_point": run.rate_point, "split": split, "data": str(spec) if spec is not None else "custom",

@@ -105,6 +105,12 @@ class MDICConfig(CheckedConfig):
     mask_hidden: int = 32  # width of the 3-layer conv mask generator (Eq. 5)
     gumbel_tau: float = 1.0  # temperature τ of the Gumbel-sigmoid (Eq. 7); not stated in the paper
     mask_threshold: float = 0.2  # hard threshold θ (Eq. 8; paper Sec. 4.1 / Fig. 16)
+    mask_training: str = "hard"  # "hard": Eq. 8 straight-through in training too (the paper); "soft": the soft
+    # Gumbel-sigmoid m in training, Eq. 8 at inference only (the authors' code)
+    mask_sparsity: float = 0.0  # λ_s of a keep-rate prior λ_s·mean(m) added to Eq. 23 (not in the paper: 0);
+    # without it nothing in Eqs. 19–23 rewards dropping a side-view token (docs/ablations.md)
+    mask_gates_zd: bool = False  # z_d ⊙ m_v: the mask also gates z_d (not in the paper, whose Eq. 14 passes z_y
+    # to the UNet ungated, so that dropping a token costs the decoder nothing; docs/ablations.md)
     num_nouns: int = 14  # N most frequent object nouns = classes of the masked-noun predictor
     ts_d_model: int = 64  # width of P_token / P_MSA
     ts_layers: int = 2  # self-attention layers of P_MSA (Eq. 12)
@@ -172,7 +178,11 @@ class MDICConfig(CheckedConfig):
         for name in ("gumbel_tau",):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("lambda_rate", "lambda_mask", "vq_commitment_weight"):
+        if not isinstance(self.mask_gates_zd, bool):
+            raise TypeError(f"mask_gates_zd must be a bool, got {self.mask_gates_zd!r}")
+        if self.mask_training not in ("hard", "soft"):
+            raise ConfigError(f"unknown mask_training {self.mask_training!r} (expected one of: hard, soft)")
+        for name in ("lambda_rate", "lambda_mask", "vq_commitment_weight", "mask_sparsity"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.prediction_type not in (None, "epsilon", "v_prediction", "sample"):
@@ -201,11 +211,17 @@ class MDICConfig(CheckedConfig):
                     f"(VAE {self.vae_downsample} × HyperAlign {self.hyper_downsample})"
                 )
 
+    #: fields added after models were trained: recorded only when they differ from these values,
+    #: so models that do not use them keep their config hashes, model ids and run folders
+    _RECORDED_IF_NOT = {"g1_fusion": G1_FUSIONS[0], "mask_training": "hard", "mask_sparsity": 0.0,
+                        "mask_gates_zd": False}
+
     def to_dict(self) -> dict:
-        """The fields; ``g1_fusion`` only when it is not ``"transformer"``, so those models keep hashes and ids."""
+        """The fields; those of :attr:`_RECORDED_IF_NOT` only when they differ from the value there."""
         d = super().to_dict()
-        if d["g1_fusion"] == G1_FUSIONS[0]:
-            del d["g1_fusion"]
+        for name, value in self._RECORDED_IF_NOT.items():
+            if d[name] == value:
+                del d[name]
         return d
 
     # ------------------------------------------------------------------ switches
@@ -301,9 +317,11 @@ PRESETS = {
     # the embedded default: the paper's 128×256 on a laptop CPU.  VAE ×8 like SD → 16×32 latent with 8
     # channels; HyperAlign ×1 → 512 tokens at the latent's resolution; K = 4 → at most 0.031 bpp of
     # payload; anchored x_0-prediction decoder (decoder.py).  Why these: docs/mdic_lab_presets.md
+    # The UNet attends at its 8×16 level (not 16×32) and G1 has one block: 0.59× the step time, so that
+    # the ablation's 42 cells fit a laptop (docs/mdic_lab_presets.md, "Cost").
     "lab": dict(vae_block_out_channels=(16, 32, 64, 64), vae_latent_channels=8, hyper_downsample=1,
-                unet_block_out_channels=(32, 64), codebook_size=4, prediction_type="sample",
-                decoder_anchor=True),
+                unet_block_out_channels=(32, 64), unet_cross_attention_level=1, g1_layers=1, codebook_size=4,
+                prediction_type="sample", decoder_anchor=True),
     # the paper: SD 2.1-base backbone (16×32 latent), 8×16 = 128 tokens, 10 DDIM steps
     "paper": dict(pretrained=SD21_BASE_HUB_ID, hyper_downsample=2, hyper_channels=128, z_channels=8,
                   codebook_size=256, em_d_model=256, em_layers=4, em_heads=8, ts_d_model=256, ts_heads=8,
@@ -366,7 +384,7 @@ class MDICTrainConfig(CheckedConfig):
 TRAIN_PRESETS = {
     "smoke": MDICTrainConfig(steps=6, batch_size=2, lr=1e-3, warmup_steps=2, train_length=8, ckpt_every=2,
                              log_every=1),
-    "lab": MDICTrainConfig(num_threads=2),  # about 3 minutes on 2 CPU cores
+    "lab": MDICTrainConfig(batch_size=4, num_threads=2),  # ≈ 95 s of one CPU core (docs/mdic_lab_presets.md)
     "paper": MDICTrainConfig(steps=40_000, batch_size=8, lr=8e-5, warmup_steps=10_000, train_length=1_576,
                              cache_latents=False, ckpt_every=1_000, log_every=50, num_threads=8, cpu=False),
 }
