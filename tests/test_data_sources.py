@@ -260,7 +260,7 @@ def test_cli_data_errors_are_one_line(tmp_path, kitti_root, tiny_blip2, capsys):
     err(["train", "--codec", "mdic", "--preset", "smoke", "--data", f"kitti:{kitti_root}"] + out,
         "--captioner Salesforce/blip2-opt-2.7b")
     err(["train", "--codec", "ndic", "--preset", "smoke", "--captioner", str(tiny_blip2)] + out,
-        "--captioner does not apply to ndic (it applies to: mdic)")
+        "--captioner does not apply to ndic (it applies to: mdic, taco)")
     err(["train", "--codec", "ndic", "--preset", "smoke", "--data-limit", "0"] + out, "--data-limit must be a positive")
     assert not (tmp_path / "r").exists()  # nothing written for a bad request
 
