@@ -27,7 +27,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory):
     """full (rate points 0, 1) and w/o TS (rate point 1), smoke preset, seed 0; evaluated on N test pairs
-    like the sweep's cells; the full model at rate point 1 also at 2 and 4 denoising steps (timing pass)."""
+    like the sweep's cells; the full model at rate point 1 also at 2 and 4 denoising steps (Table 4's passes)."""
     from mdic_lab.registry import resolve
     from mdic_lab.runs.evaluate import evaluate_run
     from mdic_lab.runs.train import train_run
@@ -38,8 +38,10 @@ def runs_root(tmp_path_factory):
         d = root / "cells" / f"{variant}-rp{rp}"
         train_run(resolve("mdic", "smoke", variant=variant, rate_point=rp), d, backbone_root=bb, progress=False)
         evaluate_run(d, limit=N, batch_size=N, use_lpips=False)
-    for steps in (2, 4):
-        evaluate_run(root / "cells" / "full-rp1", limit=1, num_inference_steps=steps, tag=f"steps{steps}",
+    for steps in (2, 4):  # Table 4's passes (ablation.steps_rows): batched quality, one-at-a-time timing
+        evaluate_run(root / "cells" / "full-rp1", limit=N, num_inference_steps=steps, tag=f"quality-steps{steps}",
+                     batch_size=N, use_lpips=False)
+        evaluate_run(root / "cells" / "full-rp1", limit=1, num_inference_steps=steps, tag=f"timing-steps{steps}",
                      batch_size=1, use_lpips=False)
     return root
 
@@ -143,17 +145,26 @@ def test_caption_nouns_equal_a_direct_count_and_the_vocabulary(runs):
     assert nouns["ranked"][0][0] in AF.noun_table(nouns)
 
 
-def test_steps_quality_averages_the_timing_rows(runs):
-    rows = AF.read_steps_rows(runs)
-    assert sorted({r["num_inference_steps"] for r in rows}) == [2, 4] and {r["rate_point"] for r in rows} == {1}
-    summary = AF.steps_quality(rows)
-    assert [(s["rate_point"], s["num_inference_steps"], s["n"]) for s in summary] == [("1", 2, 1), ("1", 4, 1)]
+def test_steps_quality_averages_the_table4_rows(runs):
+    from mdic_lab.experiments import ablation
+
+    assert [AF.STEPS_TAGS["quality"] + "5", AF.STEPS_TAGS["timing"] + "5"] == [ablation._quality_tag(5),
+                                                                            ablation._timing_tag(5)]
+    quality, timing = AF.read_steps_rows(runs), AF.read_steps_rows(runs, kind="timing")
+    assert sorted({r["num_inference_steps"] for r in quality}) == [2, 4] and {r["rate_point"] for r in quality} == {1}
+    summary = AF.steps_quality(quality, timing)
+    assert [(s["rate_point"], s["num_inference_steps"], s["n"], s["n_timing"]) for s in summary] == [
+        ("1", 2, N, 1), ("1", 4, N, 1)]
     for s in summary:
-        same = [float(r["psnr"]) for r in rows if r["num_inference_steps"] == s["num_inference_steps"]]
-        assert s["psnr"] == pytest.approx(np.mean(same))
+        k = s["num_inference_steps"]
+        assert s["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in quality if r["num_inference_steps"] == k]))
+        assert s["decode_s"] == pytest.approx(float(next(r for r in timing if r["num_inference_steps"] == k)["decode_s"]))
         assert math.isnan(s["lpips"])  # no weights asked for: NaN, never a number
     fig = AF.plot_steps(summary)
     assert [a.get_xlabel() for a in fig.axes] == ["DDIM steps", "DDIM steps"]  # PSNR (MS-SSIM NaN at 32×64), time
+    assert math.isnan(AF.steps_quality(quality)[0]["decode_s"])  # no timing rows: no time, not the batched one
+    with pytest.raises(ValueError, match="unknown kind 'timings'"):
+        AF.read_steps_rows(runs, kind="timings")
 
 
 def test_training_curves_and_stream_report(runs):

@@ -29,9 +29,10 @@ import numpy as np
 
 __all__ = ["find_runs", "pick_runs", "open_test_pairs", "run_captions", "mask_maps", "plot_masks",
            "reconstructions", "plot_reconstructions", "caption_nouns", "plot_nouns", "mask_agreement_rows",
-           "plot_mask_agreement", "read_steps_rows", "steps_quality", "plot_steps", "token_misleading", "noun_table"]
+           "plot_mask_agreement", "read_steps_rows", "steps_quality", "plot_steps", "token_misleading", "noun_table", "STEPS_TAGS"]
 
-STEPS_TAG = "steps"  # eval/<split>-steps<k>.csv: the timing pass of ablation.timing_rows
+#: kind -> tag prefix of the Table 4 evaluations (ablation.steps_rows): eval/<split>-<prefix><k>.csv
+STEPS_TAGS = {"quality": "quality-steps", "timing": "timing-steps"}
 QUALITY = ("psnr", "ms_ssim", "lpips", "dists")  # metrics of Fig. 13 (when finite)
 LOWER_IS_BETTER = {"lpips", "dists"}
 
@@ -431,14 +432,18 @@ def plot_mask_agreement(rows: list[dict]):
                 transform=ax.transAxes)
         return fig
     xs = np.arange(len(rows))
-    w = 0.38
-    for k, (key, color) in enumerate((("precision", "tab:blue"), ("recall", "tab:orange"))):
+    bars = [("precision", "tab:blue", "precision"), ("recall", "tab:orange", "recall")]
+    if all("auc" in r for r in rows):  # threshold-free: the soft mask 1 − m as a detector (0.5: chance)
+        bars.append(("auc", "tab:purple", "AUC of 1 − m (0.5: chance)"))
+    w = 0.8 / len(bars)
+    for k, (key, color, label) in enumerate(bars):
         vals = np.array([float(r[key]) for r in rows])
-        ax.bar(xs + (k - 0.5) * w, np.nan_to_num(vals), w, color=color, label=key)
+        off = (k - (len(bars) - 1) / 2) * w
+        ax.bar(xs + off, np.nan_to_num(vals), w, color=color, label=label)
         for x, v in zip(xs, vals):  # the value on each bar; n/a where nothing is dropped / misleading
-            ax.text(x + (k - 0.5) * w, (v if np.isfinite(v) else 0.0) + 0.02, f"{v:.2f}" if np.isfinite(v) else "n/a",
+            ax.text(x + off, (v if np.isfinite(v) else 0.0) + 0.02, f"{v:.2f}" if np.isfinite(v) else "n/a",
                     ha="center", va="bottom", fontsize=7)
-    ax.hlines([r["misleading_fraction"] for r in rows], xs - w, xs + w, colors="k", linestyles="--",
+    ax.hlines([r["misleading_fraction"] for r in rows], xs - 0.4, xs + 0.4, colors="k", linestyles="--",
               label="misleading share (precision of a random drop)")
     ax.plot(xs, [r["keep_fraction"] for r in rows], "g^", label="kept share of m_v")
     ax.set_xticks(xs, [f"{_label(r['variant'])}\nrp {r['rate_point']}" for r in rows], fontsize=8)
@@ -455,64 +460,86 @@ def plot_mask_agreement(rows: list[dict]):
 # ---------------------------------------------------------------------------------------------
 # quality vs denoising steps (supplement Fig. 13; evaluation only)
 # ---------------------------------------------------------------------------------------------
-def read_steps_rows(runs: list[dict], variant: str = "full", split: str = "test") -> list[dict]:
-    """Per-image rows of the evaluations at a fixed number of denoising steps (``eval/<split>-steps<k>.csv``,
-    written by the ablation's timing pass) of every run of ``variant``, with ``variant``,
-    ``rate_point``, ``seed`` and ``num_inference_steps`` added."""
+def read_steps_rows(runs: list[dict], variant: str = "full", split: str = "test", kind: str = "quality") -> list[dict]:
+    """Per-image rows of a run's evaluations at a fixed number of denoising steps, as the ablation's
+    Table 4 pass writes them (:func:`mdic_lab.experiments.ablation.steps_rows`):
+    ``eval/<split>-quality-steps<k>.csv`` (``kind="quality"``: every test pair, batched) or
+    ``eval/<split>-timing-steps<k>.csv`` (``kind="timing"``: a few pairs, one at a time), for every
+    run of ``variant``, with ``variant``, ``rate_point``, ``seed`` and ``num_inference_steps`` added."""
     from mdic_lab.runs import RunDir
 
+    if kind not in STEPS_TAGS:
+        raise ValueError(f"unknown kind {kind!r} (expected one of: {', '.join(STEPS_TAGS)})")
+    prefix = STEPS_TAGS[kind]
     out = []
     for r in runs:
         if r["variant"] != variant:
             continue
         rd = RunDir(r["path"])
-        for csv_path in sorted((rd.path / RunDir.EVAL).glob(f"{split}-{STEPS_TAG}*.csv")):
-            steps = csv_path.stem[len(f"{split}-{STEPS_TAG}"):]
+        for csv_path in sorted((rd.path / RunDir.EVAL).glob(f"{split}-{prefix}*.csv")):
+            steps = csv_path.stem[len(f"{split}-{prefix}"):]
             if not steps.isdigit():
                 continue
-            for row in rd.read_eval_rows(split, f"{STEPS_TAG}{steps}"):
+            for row in rd.read_eval_rows(split, f"{prefix}{steps}"):
                 out.append({"variant": variant, "rate_point": r["rate_point"], "seed": r["seed"],
                             "num_inference_steps": int(steps), **row})
     return out
 
 
-def steps_quality(rows: list[dict], metrics=QUALITY) -> list[dict]:
-    """Means per (rate point, denoising steps) of ``metrics``, coded bpp and decode time.
+def _groups(rows) -> dict:
+    """``{(rate point as text, steps): rows}``."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((str(r["rate_point"]), int(r["num_inference_steps"])), []).append(r)
+    return groups
 
-    ``rows`` are per-image rows with ``rate_point`` and ``num_inference_steps`` (the
-    ablation's ``timing_rows`` or :func:`read_steps_rows`).  Each output row: ``rate_point``,
-    ``num_inference_steps``, ``n``, ``bpp_coded``, ``decode_s``, ``decode_s_std`` and per metric
-    its mean and ``<metric>_sem`` (standard error over images; NaN when not finite anywhere).
+
+def _finite(rows, key) -> np.ndarray:
+    from .ablation_tables import _num
+
+    v = np.array([_num(r.get(key)) for r in rows], dtype=float)
+    return v[np.isfinite(v)]
+
+
+def steps_quality(quality_rows: list[dict], timing_rows: list[dict] | None = None, metrics=QUALITY) -> list[dict]:
+    """Means per (rate point, denoising steps): the quality ``metrics`` and coded bpp over
+    ``quality_rows``, the decode time over ``timing_rows`` (images decoded one at a time).
+
+    Rows are per-image dicts with ``rate_point`` and ``num_inference_steps`` (the ablation's
+    ``steps_quality`` / ``timing`` rows, or :func:`read_steps_rows`).  Each output row:
+    ``rate_point``, ``num_inference_steps``, ``n``, ``bpp_coded``, per metric its mean and
+    ``<metric>_sem`` (standard error over images; NaN where not finite), and ``n_timing``,
+    ``decode_s``, ``decode_s_std`` (NaN without timing rows).
     """
     from .ablation_tables import _num
 
-    groups: dict = {}
-    for r in rows:
-        key = (str(r["rate_point"]), int(r["num_inference_steps"]))
-        groups.setdefault(key, []).append(r)
+    timing = _groups(timing_rows or [])
     out = []
-    for (rp, steps), rs in sorted(groups.items(), key=lambda kv: (_num(kv[0][0]), kv[0][0], kv[0][1])):
+    for (rp, steps), rs in sorted(_groups(quality_rows).items(), key=lambda kv: (_num(kv[0][0]), kv[0][0], kv[0][1])):
         row = {"rate_point": rp, "num_inference_steps": steps, "n": len(rs)}
-        for m in ("bpp_coded", "decode_s", *metrics):
-            v = np.array([_num(r.get(m)) for r in rs], dtype=float)
-            v = v[np.isfinite(v)]
+        bpp = _finite(rs, "bpp_coded")
+        row["bpp_coded"] = float(bpp.mean()) if bpp.size else float("nan")
+        for m in metrics:
+            v = _finite(rs, m)
             row[m] = float(v.mean()) if v.size else float("nan")
-            sd = float(v.std(ddof=1)) if v.size > 1 else float("nan")
-            if m == "decode_s":
-                row["decode_s_std"] = sd
-            elif m != "bpp_coded":
-                row[f"{m}_sem"] = sd / np.sqrt(v.size) if v.size else float("nan")
+            row[f"{m}_sem"] = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
+        t = _finite(timing.get((rp, steps), []), "decode_s")
+        row.update(n_timing=int(t.size), decode_s=float(t.mean()) if t.size else float("nan"),
+                   decode_s_std=float(t.std(ddof=1)) if t.size > 1 else float("nan"))
         out.append(row)
     return out
 
 
 def plot_steps(summary: list[dict], metrics=QUALITY):
-    """One panel per metric with a finite value (and one of decode time): the metric against the
-    number of denoising steps, one line per rate point, error bars = standard error over images."""
+    """One panel per metric with a finite value (and one of decode time, one image at a time): the
+    metric against the number of denoising steps, one line per rate point; error bars: standard
+    error over images (time: standard deviation)."""
     import matplotlib.pyplot as plt
 
     shown = [m for m in metrics if any(np.isfinite(r.get(m, np.nan)) for r in summary)]
-    panels = shown + ["decode_s"]
+    panels = shown + (["decode_s"] if any(np.isfinite(r["decode_s"]) for r in summary) else [])
+    if not panels:
+        raise ValueError("nothing to plot: no finite quality metric and no decode time in the summary")
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.1), squeeze=False)
     points = sorted({r["rate_point"] for r in summary}, key=lambda s: (float(s) if str(s).lstrip("-").isdigit()
                                                                         else float("inf"), str(s)))
