@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from mdic_lab.config import PRESET_ALIASES, CheckedConfig, ConfigError
 
 __all__ = ["MDICConfig", "MDICTrainConfig", "VARIANTS", "PRESETS", "TRAIN_PRESETS", "PRESET_ALIASES", "RATE_POINTS",
-           "SD21_BASE_HUB_ID", "G1_FUSIONS"]
+           "SD21_BASE_HUB_ID", "G1_FUSIONS", "PROFILES", "PROFILE_CHOICES"]
 
 #: The paper's backbone (Stable Diffusion 2.1-base: vae, unet, text_encoder, tokenizer, scheduler).
 SD21_BASE_HUB_ID = "stabilityai/stable-diffusion-2-1-base"
@@ -57,6 +57,47 @@ VARIANTS = {
 #: (ParaHydra Appendix B; mdic_lab.models.baselines.opam).
 G1_FUSIONS = ("transformer", "opam")
 
+#: The authors' published code departs from the paper in these choices (``../shared/notes/mdic-authors-code.md``;
+#: docs/mdic_profiles.md).  Each is its own field, so a sweep can switch one at a time; a profile sets them all.
+#: choice -> (fields it sets, what the authors' code does)
+PROFILE_CHOICES = {
+    "side_full_grid": (("hyper_downsample_y",),
+                       "H_ay never downsamples: z_y, ẑ_y, m_v, G1's side tokens and z_d on the full latent grid"),
+    "separate_codebooks": (("separate_codebooks",), "x and y have their own VQ codebooks"),
+    "vq_variant": (("vq_variant",), "cosine similarity, EMA codebook, rotation-trick gradient, no commitment term"),
+    "mask_regime": (("mask_training", "mask_threshold", "gumbel_tau", "gumbel_tau_decay", "gumbel_tau_final"),
+                    "soft Gumbel-sigmoid in training, τ from 5.0 × 0.99 per epoch (floor 0.5); hard at "
+                    "inference with θ = 0.9"),
+    "mask_inference_noise": (("mask_inference_noise",), "Gumbel noise kept at inference (seeded by the decoder)"),
+    "ts_predictor": (("ts_predictor",), "the noun predictor sees one globally pooled m_v ⊙ z_y vector"),
+    "g1_residual": (("g1_residual",), "G1's output replaces ẑ_x (no residual)"),
+    "guidance": (("caption_dropout", "guidance_scale"),
+                 "10 % caption dropout in training, classifier-free guidance 3.0 at inference"),
+    "prediction": (("prediction_type", "decoder_anchor"),
+                   "v-prediction (no anchor: the anchored decoder predicts x_0)"),
+    "sampler": (("sampler",), "DDPM ancestral sampling (10 steps)"),
+    "conv_in_init": (("conv_in_init",), "a new input convolution for [z_t, z_d, ẑ_xc], Kaiming-initialised"),
+}
+
+#: Profiles: field values applied on top of a preset (``MDICConfig.preset(name, profile=...)``,
+#: ``cfg.replace(profile=...)``, the registry's ``overrides={"profile": ...}``), before any other override.
+#: ``paper`` changes nothing (the preset as it is); ``authors`` sets every choice of :data:`PROFILE_CHOICES`.
+PROFILES = {
+    "paper": {},
+    "authors": {"hyper_downsample_y": 1, "separate_codebooks": True, "vq_variant": "authors",
+                "mask_training": "soft", "mask_threshold": 0.9, "gumbel_tau": 5.0, "gumbel_tau_decay": 0.99,
+                "gumbel_tau_final": 0.5, "mask_inference_noise": True, "ts_predictor": "pooled",
+                "g1_residual": False, "caption_dropout": 0.1, "guidance_scale": 3.0,
+                "prediction_type": "v_prediction", "decoder_anchor": False, "sampler": "ddpm",
+                "conv_in_init": "fresh"},
+}
+assert {f for fs, _ in PROFILE_CHOICES.values() for f in fs} == set(PROFILES["authors"])
+
+VQ_VARIANTS = ("paper", "authors")
+TS_PREDICTORS = ("spatial", "pooled")
+SAMPLERS = ("ddim", "ddpm")
+CONV_IN_INITS = ("copy", "fresh")
+
 
 @dataclass
 class MDICConfig(CheckedConfig):
@@ -64,6 +105,8 @@ class MDICConfig(CheckedConfig):
 
     # ---- ablation ----------------------------------------------------------------
     variant: str = "full"  # one of VARIANTS; each removes exactly one part of the model
+    profile: str = "paper"  # one of PROFILES: whose choices the config started from ("paper": the preset as
+    # is; "authors": the published code's, PROFILE_CHOICES); set through replace / preset / the registry
 
     # ---- backbone (frozen VAE + text encoder, trainable UNet) ----------------------
     pretrained: str | None = None  # local dir or hub id of an SD-2.1-base layout; None → tiny random backbone
@@ -91,10 +134,17 @@ class MDICConfig(CheckedConfig):
     hyper_channels: int = 64  # width of the conv / linear-attention stack
     hyper_attn_heads: int = 4  # heads of the linear attention
     z_channels: int = 8  # channels of z_x, z_y (= VQ code dimension)
+    hyper_downsample_y: int | None = None  # H_ay's factor; None = hyper_downsample (the paper: "same as H_ax");
+    # 1 = the authors' code (z_y, ẑ_y, m_v, z_d on the full latent grid); must divide hyper_downsample
 
     # ---- VQ (Eq. 21) ---------------------------------------------------------------
     codebook_size: int = 256  # K codewords: at most log2 K bits per token
-    vq_commitment_weight: float = 1.0  # weight of ||sg(ẑ_x) − z_x||² (Eq. 21 uses 1)
+    vq_commitment_weight: float = 1.0  # weight of ||sg(ẑ_x) − z_x||² (Eq. 21 uses 1; vq_variant "paper" only)
+    vq_variant: str = "paper"  # "paper": nearest codeword, straight-through, Eq. 21 in the loss; "authors":
+    # cosine similarity, EMA codebook, rotation-trick gradient, no commitment term (vq.py)
+    vq_ema_decay: float = 0.8  # EMA decay of the "authors" codebook (their library default)
+    separate_codebooks: bool = False  # False: one codebook quantises z_x and z_y (the paper's "VQ" in Eqs. 1-2);
+    # True: y has its own (the authors' code)
 
     # ---- autoregressive entropy model (bpp_x, Eq. 22) ------------------------------
     em_d_model: int = 64  # transformer width
@@ -103,7 +153,12 @@ class MDICConfig(CheckedConfig):
 
     # ---- VMGM-TS (Eqs. 4–12, 20) ---------------------------------------------------
     mask_hidden: int = 32  # width of the 3-layer conv mask generator (Eq. 5)
-    gumbel_tau: float = 1.0  # temperature τ of the Gumbel-sigmoid (Eq. 7); not stated in the paper
+    gumbel_tau: float = 1.0  # temperature τ of the Gumbel-sigmoid (Eq. 7); not stated in the paper; with
+    # gumbel_tau_decay < 1 the τ of step 0 (authors: 5.0)
+    gumbel_tau_decay: float = 1.0  # τ's factor per epoch (1 = constant τ; authors: 0.99); the run's steps stand
+    # for gumbel_tau_epochs epochs: τ(s) = max(τ_final, τ·decay^(epochs·s/steps)) (vmgm_ts.gumbel_tau_at)
+    gumbel_tau_final: float = 0.0  # floor of the annealed τ (authors: 0.5)
+    gumbel_tau_epochs: int = 200  # epochs the whole run stands for in the τ schedule (paper Sec. 4.1: 200)
     mask_threshold: float = 0.2  # hard threshold θ (Eq. 8; paper Sec. 4.1 / Fig. 16)
     mask_training: str = "hard"  # "hard": Eq. 8 straight-through in training too (the paper); "soft": the soft
     # Gumbel-sigmoid m in training, Eq. 8 at inference only (the authors' code)
@@ -111,10 +166,14 @@ class MDICConfig(CheckedConfig):
     # without it nothing in Eqs. 19–23 rewards dropping a side-view token (docs/ablations.md)
     mask_gates_zd: bool = False  # z_d ⊙ m_v: the mask also gates z_d (not in the paper, whose Eq. 14 passes z_y
     # to the UNet ungated, so that dropping a token costs the decoder nothing; docs/ablations.md)
+    mask_inference_noise: bool = False  # Gumbel noise (Eq. 6) also at inference, drawn from the decoder's seed
+    # (the authors' code); False: the mask is the deterministic σ(logits/τ) > θ
     num_nouns: int = 14  # N most frequent object nouns = classes of the masked-noun predictor
     ts_d_model: int = 64  # width of P_token / P_MSA
     ts_layers: int = 2  # self-attention layers of P_MSA (Eq. 12)
     ts_heads: int = 4  # heads of P_MSA
+    ts_predictor: str = "spatial"  # "spatial": P_MSA attends to the k visual tokens of Eq. 11; "pooled": to ONE
+    # globally pooled m_v ⊙ z_y token (the authors' code)
     mask_token_text: str = "*"  # CLIP-vocabulary word standing in for a masked noun (see vmgm_ts.py)
     mask_marker: str = "[MASK]"  # marks a masked noun in masked captions (= mdic_lab.data.vocabulary.MASK_TOKEN)
 
@@ -124,10 +183,18 @@ class MDICConfig(CheckedConfig):
     g1_d_model: int = 64  # width of the G1 transformer blocks (opam: width of the attention)
     g1_layers: int = 2  # G1 transformer blocks
     g1_heads: int = 4  # G1 heads
+    g1_residual: bool = True  # ẑ_xc = ẑ_x + G1(...) (ours); False: G1's output replaces ẑ_x (the authors' code)
     g2_hidden: int = 32  # width of the G2 conv gate and of F_m
 
     # ---- decoder (Eqs. 15–19) ------------------------------------------------------
-    num_inference_steps: int = 10  # DDIM denoising steps (paper default 10, supplement Fig. 13)
+    num_inference_steps: int = 10  # denoising steps (paper default 10, supplement Fig. 13)
+    sampler: str = "ddim"  # "ddim" (deterministic, η = 0) or "ddpm" (ancestral, noise from the decoder's seed;
+    # the authors' validation)
+    caption_dropout: float = 0.0  # training probability that z_text is the empty caption's (authors: 0.1)
+    guidance_scale: float = 1.0  # classifier-free guidance at inference, ε_c + (s − 1)(ε_c − ε_∅)
+    # (authors: 3.0; 1 = the unguided decoder; ≠ 1 needs caption_dropout > 0)
+    conv_in_init: str = "copy"  # UNet input conv for [z_t, visual]: "copy" the backbone's filters, zero the new
+    # condition channels (ours); "fresh": a new Kaiming-initialised convolution (the authors' code)
     prediction_type: str | None = None  # what ε_θ predicts: None = the backbone scheduler's (SD 2.1-base:
     # "epsilon"), "v_prediction", or "sample" (x_0, what the anchored decoder predicts)
     condition_upsample: str = "nearest"  # token grid → latent grid: "nearest" or "bilinear"
@@ -147,6 +214,12 @@ class MDICConfig(CheckedConfig):
             raise ConfigError(f"unknown variant {self.variant!r} (expected one of: {', '.join(VARIANTS)})")
         if self.g1_fusion not in G1_FUSIONS:
             raise ConfigError(f"unknown g1_fusion {self.g1_fusion!r} (expected one of: {', '.join(G1_FUSIONS)})")
+        for name, accepted in (("profile", tuple(PROFILES)), ("vq_variant", VQ_VARIANTS),
+                               ("ts_predictor", TS_PREDICTORS), ("sampler", SAMPLERS),
+                               ("conv_in_init", CONV_IN_INITS)):
+            if getattr(self, name) not in accepted:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r} (expected one of: {', '.join(accepted)})")
+        self._check_profile_choices()
         self.image_size = tuple(int(v) for v in self.image_size)
         for name in ("vae_block_out_channels", "unet_block_out_channels"):
             setattr(self, name, tuple(int(v) for v in getattr(self, name)))
@@ -159,7 +232,7 @@ class MDICConfig(CheckedConfig):
             "hyper_downsample", "hyper_channels", "hyper_attn_heads", "z_channels", "codebook_size",
             "em_d_model", "em_layers", "em_heads", "mask_hidden", "num_nouns", "ts_d_model", "ts_layers",
             "ts_heads", "g1_d_model", "g1_layers", "g1_heads", "g2_hidden", "num_inference_steps",
-            "anchor_hidden",
+            "anchor_hidden", "gumbel_tau_epochs",
         ]
         for name in positive:
             v = getattr(self, name)
@@ -171,6 +244,11 @@ class MDICConfig(CheckedConfig):
                              f"got {self.unet_cross_attention_level!r}")
         if self.hyper_downsample & (self.hyper_downsample - 1):
             raise ValueError(f"hyper_downsample must be a power of two, got {self.hyper_downsample}")
+        sy = self.hyper_downsample_y
+        if sy is not None and (isinstance(sy, bool) or not isinstance(sy, int) or sy < 1 or sy & (sy - 1)
+                               or self.hyper_downsample % sy):
+            raise ValueError(f"hyper_downsample_y must be None or a power of two dividing hyper_downsample="
+                             f"{self.hyper_downsample}, got {sy!r}")
         if self.codebook_size < 2:
             raise ValueError(f"codebook_size must be >= 2, got {self.codebook_size}")
         if not 0.0 < self.mask_threshold < 1.0:
@@ -178,13 +256,31 @@ class MDICConfig(CheckedConfig):
         for name in ("gumbel_tau",):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not isinstance(self.mask_gates_zd, bool):
-            raise TypeError(f"mask_gates_zd must be a bool, got {self.mask_gates_zd!r}")
+        for name in ("mask_gates_zd", "mask_inference_noise", "separate_codebooks", "g1_residual"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.mask_training not in ("hard", "soft"):
             raise ConfigError(f"unknown mask_training {self.mask_training!r} (expected one of: hard, soft)")
-        for name in ("lambda_rate", "lambda_mask", "vq_commitment_weight", "mask_sparsity"):
+        for name in ("lambda_rate", "lambda_mask", "vq_commitment_weight", "mask_sparsity", "guidance_scale"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 < self.gumbel_tau_decay <= 1.0:
+            raise ValueError(f"gumbel_tau_decay must lie in (0, 1] (1 = constant τ), got {self.gumbel_tau_decay}")
+        if not 0.0 <= self.gumbel_tau_final <= self.gumbel_tau:
+            raise ValueError(f"gumbel_tau_final (the floor of the annealed τ) must lie in [0, gumbel_tau="
+                             f"{self.gumbel_tau}], got {self.gumbel_tau_final}")
+        if not 0.0 <= self.vq_ema_decay < 1.0:
+            raise ValueError(f"vq_ema_decay must lie in [0, 1), got {self.vq_ema_decay}")
+        if not 0.0 <= self.caption_dropout < 1.0:
+            raise ValueError(f"caption_dropout must lie in [0, 1), got {self.caption_dropout}")
+        if self.guidance_scale != 1.0 and self.caption_dropout == 0.0:
+            raise ConfigError(f"guidance_scale={self.guidance_scale} needs caption_dropout > 0: classifier-free "
+                              "guidance extrapolates from the empty-caption branch, which a model trained without "
+                              "caption dropout never learnt (set caption_dropout, e.g. 0.1, or guidance_scale=1)")
+        if self.g1_fusion == "opam" and self.side_downsample != self.hyper_downsample:
+            raise ConfigError(f"g1_fusion='opam' aligns two maps of one grid: it cannot take hyper_downsample_y="
+                              f"{self.hyper_downsample_y} with hyper_downsample={self.hyper_downsample} (use the "
+                              "transformer G1, or hyper_downsample_y=None)")
         if self.prediction_type not in (None, "epsilon", "v_prediction", "sample"):
             raise ValueError(f"unknown prediction_type {self.prediction_type!r} "
                              "(expected one of: None, epsilon, v_prediction, sample)")
@@ -204,7 +300,7 @@ class MDICConfig(CheckedConfig):
             if d % h:
                 raise ValueError(f"{name} width {d} must be divisible by its number of heads {h}")
         if self.pretrained is None:
-            f = self.vae_downsample * self.hyper_downsample
+            f = self.vae_downsample * self.hyper_downsample  # the y grid's factor divides it
             if self.image_size[0] % f or self.image_size[1] % f:
                 raise ValueError(
                     f"image_size {self.image_size} must be divisible by the total downsampling {f} "
@@ -214,15 +310,54 @@ class MDICConfig(CheckedConfig):
     #: fields added after models were trained: recorded only when they differ from these values,
     #: so models that do not use them keep their config hashes, model ids and run folders
     _RECORDED_IF_NOT = {"g1_fusion": G1_FUSIONS[0], "mask_training": "hard", "mask_sparsity": 0.0,
-                        "mask_gates_zd": False}
+                        "mask_gates_zd": False, "profile": "paper", "hyper_downsample_y": None,
+                        "separate_codebooks": False, "vq_variant": "paper", "vq_ema_decay": 0.8,
+                        "gumbel_tau_decay": 1.0, "gumbel_tau_final": 0.0, "gumbel_tau_epochs": 200,
+                        "mask_inference_noise": False, "ts_predictor": "spatial", "g1_residual": True,
+                        "sampler": "ddim", "caption_dropout": 0.0, "guidance_scale": 1.0, "conv_in_init": "copy"}
 
     def to_dict(self) -> dict:
-        """The fields; those of :attr:`_RECORDED_IF_NOT` only when they differ from the value there."""
+        """The fields; those of :attr:`_RECORDED_IF_NOT` only when they differ from the value there.
+
+        A config of another profile than ``paper`` records every field: :meth:`from_dict` applies
+        the profile first, so a choice set back to the paper's value must be written down.
+        """
         d = super().to_dict()
+        if self.profile != "paper":
+            return d
         for name, value in self._RECORDED_IF_NOT.items():
             if d[name] == value:
                 del d[name]
         return d
+
+    def replace(self, **overrides) -> "MDICConfig":
+        """A checked copy; ``profile=name`` first applies :data:`PROFILES` ``[name]``, then the other overrides.
+
+        So ``cfg.replace(profile="authors", g1_residual=True)`` is the authors' profile with
+        the paper's G1 residual.  Going back from another profile to ``paper`` is refused:
+        the preset's own values of the choices are not known here (start from the preset).
+        """
+        name = overrides.get("profile", self.profile)
+        if "profile" not in overrides or name == self.profile:
+            return super().replace(**overrides)
+        if name not in PROFILES:
+            raise ConfigError(f"unknown profile {name!r} (expected one of: {', '.join(PROFILES)})")
+        if self.profile != "paper":
+            raise ConfigError(f"cannot switch a {self.profile!r} config to profile {name!r}: the preset's values "
+                              "of the choices are lost; build it again with MDICConfig.preset(name, "
+                              f"profile={name!r}) or the registry's resolve")
+        return super().replace(**{**PROFILES[name], **overrides})
+
+    def _check_profile_choices(self) -> None:
+        """Refuse ``profile="authors"`` on a config where no choice was applied (built directly, not via replace)."""
+        if self.profile == "paper":
+            return
+        own = [f for f, v in PROFILES[self.profile].items()  # choices no preset sets, where the profile differs
+               if v != getattr(type(self), f) and not any(f in p for p in PRESETS.values())]
+        if all(getattr(self, f) == getattr(type(self), f) for f in own):
+            raise ConfigError(f"profile={self.profile!r} is applied by MDICConfig.preset(name, profile=...), "
+                              f"cfg.replace(profile=...) or the registry's overrides; MDICConfig(profile="
+                              f"{self.profile!r}) alone would label the paper's choices as the {self.profile}' ones")
 
     # ------------------------------------------------------------------ switches
     @property
@@ -269,6 +404,17 @@ class MDICConfig(CheckedConfig):
         return (h // self.hyper_downsample, w // self.hyper_downsample)
 
     @property
+    def side_downsample(self) -> int:
+        """H_ay's factor: ``hyper_downsample_y``, or H_ax's when it is None (the paper)."""
+        return self.hyper_downsample if self.hyper_downsample_y is None else self.hyper_downsample_y
+
+    @property
+    def side_grid(self) -> tuple:
+        """(h, w) of z_y, ẑ_y, m_v and z_d (the token grid unless ``hyper_downsample_y`` differs)."""
+        h, w = self.latent_grid
+        return (h // self.side_downsample, w // self.side_downsample)
+
+    @property
     def num_tokens(self) -> int:
         """Number of VQ indices per image (the length of the autoregressive sequence)."""
         h, w = self.token_grid
@@ -284,7 +430,14 @@ class MDICConfig(CheckedConfig):
     def preset(cls, name: str, **overrides) -> "MDICConfig":
         """Named configuration: ``smoke`` (tests), ``lab`` (128×256 CPU), ``paper`` (SD 2.1-base).
 
-        ``tiny`` and ``laptop`` are accepted as aliases of ``smoke`` and ``lab``.
+        ``tiny`` and ``laptop`` are accepted as aliases of ``smoke`` and ``lab``; ``profile="authors"``
+        among the overrides applies :data:`PROFILES` (see :meth:`replace`).
+
+        >>> a = MDICConfig.preset("lab", profile="authors")
+        >>> a.prediction_type, a.decoder_anchor, a.g1_residual, a.sampler
+        ('v_prediction', False, False, 'ddpm')
+        >>> MDICConfig.preset("lab", profile="authors", g1_residual=True).g1_residual
+        True
         """
         name = PRESET_ALIASES.get(name, name)
         if name not in PRESETS:

@@ -9,7 +9,8 @@ Condition ``Z_cond = {z_d, ẑ_xc, z_text}``:
   along channels**, so the UNet's ``in_channels = C_L + C_zd + C_zxc``.  For a pretrained UNet
   :func:`widen_conv_in` adds zero-initialised input filters for the new channels, so at
   initialisation ε_θ behaves exactly like the pretrained model (the InstructPix2Pix /
-  ControlNet-style choice); this keeps the decoder a plain UNet call.
+  ControlNet-style choice); this keeps the decoder a plain UNet call.  (``conv_in_init="fresh"``,
+  the authors' code: a new Kaiming-initialised input convolution, the pretrained one discarded.)
 
 Training (Eq. 19): ``L_diff = E ||ε − ε_θ(z_t, t, Z_cond)||²`` with
 ``z_t = √ᾱ_t z_0 + √(1 − ᾱ_t) ε`` (Eq. 15), ``z_0 = z_Lx``.  The target follows the
@@ -30,8 +31,11 @@ Training time steps (``MDICConfig.train_timesteps``): ``"uniform"`` draws ``t ~ 
 (Eq. 19); ``"inference"`` draws ``t`` uniformly from the ``num_inference_steps`` DDIM time
 steps the decoder actually visits (a short training run spends all its steps there).
 
-Sampling: DDIM (deterministic, η = 0) from ``z_T ~ N(0, I)`` drawn with an explicit
-``torch.Generator``, ``num_inference_steps`` steps (paper: 10), then ``D_vae`` (Eq. 18).
+Sampling (:func:`sample_latent`): DDIM (deterministic, η = 0) or DDPM (ancestral: fresh noise at
+every step, from explicit generators; the authors' validation sampler) from ``z_T ~ N(0, I)``,
+``num_inference_steps`` steps (paper: 10), then ``D_vae`` (Eq. 18).  Classifier-free guidance
+(the authors' code, scale 3.0): the model output is ``o_c + (s − 1)(o_c − o_∅)`` with ``o_∅`` the
+output for the empty caption; at ``s = 1`` the added term is exactly 0, the unguided decoder.
 """
 
 from __future__ import annotations
@@ -42,12 +46,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["widen_conv_in", "upsample_condition", "diffusion_loss", "ddim_sample", "AnchorHead", "inference_timesteps"]
+__all__ = ["widen_conv_in", "upsample_condition", "diffusion_loss", "ddim_sample", "sample_latent", "AnchorHead",
+           "inference_timesteps", "sampling_scheduler"]
 
 
-def widen_conv_in(unet, extra_channels: int):
-    """Give ``unet.conv_in`` ``extra_channels`` more input channels with zero weights (in place).
+def widen_conv_in(unet, extra_channels: int, init: str = "copy"):
+    """Give ``unet.conv_in`` ``extra_channels`` more input channels (in place).
 
+    ``init="copy"``: the old filters are kept for the first channels and the new ones are
+    zero, so the widened UNet computes what it did; ``"fresh"`` (the authors' code): every
+    filter Kaiming-normal (fan-in), bias 0, from the global RNG (seeded by the caller).
     The config's ``in_channels`` is updated so ``save_pretrained`` round-trips.
 
     Examples
@@ -60,14 +68,20 @@ def widen_conv_in(unet, extra_channels: int):
     >>> u.conv_in.in_channels, u.config.in_channels, float(u.conv_in.weight[:, 4:].detach().abs().sum())
     (10, 10, 0.0)
     """
+    if init not in ("copy", "fresh"):
+        raise ValueError(f"unknown conv_in init {init!r} (expected one of: copy, fresh)")
     if extra_channels <= 0:
         return unet
     old = unet.conv_in
     new = nn.Conv2d(old.in_channels + extra_channels, old.out_channels, old.kernel_size, old.stride, old.padding)
     with torch.no_grad():
-        new.weight.zero_()
-        new.weight[:, : old.in_channels] = old.weight
-        new.bias.copy_(old.bias)
+        if init == "fresh":  # the pretrained input filters are discarded
+            nn.init.kaiming_normal_(new.weight)
+            new.bias.zero_()
+        else:
+            new.weight.zero_()
+            new.weight[:, : old.in_channels] = old.weight
+            new.bias.copy_(old.bias)
     new = new.to(old.weight.dtype)
     unet.conv_in = new
     unet.register_to_config(in_channels=old.in_channels + extra_channels)
@@ -104,14 +118,33 @@ class AnchorHead(nn.Module):
         return self.net(visual)
 
 
-def inference_timesteps(scheduler, num_inference_steps: int) -> torch.Tensor:
-    """The time steps a ``num_inference_steps``-step DDIM run visits (a copy of the scheduler is used).
+def sampling_scheduler(scheduler, sampler: str = "ddim"):
+    """A fresh copy of ``scheduler`` (the backbone's DDIM) as the ``sampler``'s scheduler: ``ddim`` | ``ddpm``.
+
+    Both share the β schedule, ``prediction_type`` and time-step spacing of the backbone's config.
+    """
+    if sampler == "ddim":
+        return copy.deepcopy(scheduler)
+    if sampler == "ddpm":
+        import inspect
+
+        from diffusers import DDPMScheduler
+
+        keep = set(inspect.signature(DDPMScheduler.__init__).parameters)  # DDIM-only keys are left out
+        return DDPMScheduler.from_config({k: v for k, v in scheduler.config.items() if k in keep})
+    raise ValueError(f"unknown sampler {sampler!r} (expected one of: ddim, ddpm)")
+
+
+def inference_timesteps(scheduler, num_inference_steps: int, sampler: str = "ddim") -> torch.Tensor:
+    """The time steps a ``num_inference_steps``-step run of ``sampler`` visits (a copy of the scheduler is used).
 
     >>> from diffusers import DDIMScheduler
     >>> inference_timesteps(DDIMScheduler(num_train_timesteps=1000), 10).tolist()
     [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]
+    >>> inference_timesteps(DDIMScheduler(num_train_timesteps=1000), 10, "ddpm").tolist()
+    [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]
     """
-    sched = copy.deepcopy(scheduler)
+    sched = sampling_scheduler(scheduler, sampler)
     sched.set_timesteps(int(num_inference_steps))
     return sched.timesteps.clone()
 
@@ -169,21 +202,53 @@ def ddim_sample(unet, scheduler, visual: torch.Tensor, text: torch.Tensor, laten
     prediction is ``(z_t − √(1 − ᾱ_t) ε_θ) / √ᾱ_t`` (the DDIM "predicted x_0").  With ``anchor``
     the model output is ``anchor + UNet(...)`` (an x_0 prediction, see :func:`diffusion_loss`).
     """
+    return sample_latent(unet, scheduler, visual, text, latent_shape, num_inference_steps, generator=generator,
+                         return_trajectory=return_trajectory, anchor=anchor, noise=noise)
+
+
+@torch.no_grad()
+def sample_latent(unet, scheduler, visual: torch.Tensor, text: torch.Tensor, latent_shape: tuple,
+                  num_inference_steps: int = 10, *, sampler: str = "ddim", generator=None,
+                  return_trajectory: bool = False, anchor: torch.Tensor | None = None,
+                  noise: torch.Tensor | None = None, uncond_text: torch.Tensor | None = None,
+                  guidance_scale: float = 1.0):
+    """Denoise ``z_T`` to ``ẑ_0`` with ``sampler`` (``"ddim"``, η = 0, or ``"ddpm"``, Eq. 17) in
+    ``num_inference_steps`` steps.
+
+    ``generator``: a ``torch.Generator`` or a list of one per image (:func:`diffusers.utils.torch_utils.randn_tensor`
+    draws image ``i`` from generator ``i``, so an image decodes the same alone or in a batch); it
+    draws ``z_T`` unless ``noise`` is given, and DDPM's noise at every step.  ``uncond_text``
+    ``(B, L, D)`` turns on classifier-free guidance: each step runs the UNet on ``text`` (``o_c``)
+    and on ``uncond_text`` (``o_∅``), two separate calls, and uses ``o_c + (s − 1)(o_c − o_∅)``,
+    ``s = guidance_scale`` (exactly ``o_c`` at ``s = 1``).  ``anchor`` and ``return_trajectory``:
+    see :func:`ddim_sample`.  The scheduler is copied, never modified.
+    """
+    from diffusers.utils.torch_utils import randn_tensor
+
     if num_inference_steps < 1:
         raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
-    sched = copy.deepcopy(scheduler)
+    sched = sampling_scheduler(scheduler, sampler)
     sched.set_timesteps(num_inference_steps)
-    if noise is None:
-        noise = torch.randn(tuple(latent_shape), generator=generator)
+    if isinstance(generator, (list, tuple)) and len(generator) != latent_shape[0]:
+        raise ValueError(f"got {len(generator)} generators for a batch of {latent_shape[0]}")
+    if noise is None:  # one generator: torch.randn as before; a list: one draw per image
+        noise = (randn_tensor(tuple(latent_shape), generator=list(generator)) if isinstance(generator, (list, tuple))
+                 else torch.randn(tuple(latent_shape), generator=generator))
     elif tuple(noise.shape) != tuple(latent_shape):
         raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {tuple(latent_shape)}")
-    z = noise.to(visual.device if visual is not None else text.device)
-    z = z * sched.init_noise_sigma
+    device = visual.device if visual is not None else text.device
+    z = noise.to(device) * sched.init_noise_sigma
     traj = []
     for t in sched.timesteps:
-        eps = _eps(unet, sched.scale_model_input(z, t), t, visual, text, anchor)
-        out = sched.step(eps, t, z, eta=0.0)
-        z = out.prev_sample
+        z_in = sched.scale_model_input(z, t)
+        out = _eps(unet, z_in, t, visual, text, anchor)  # o_c
+        if uncond_text is not None:  # classifier-free guidance; the (s − 1) form is o_c exactly at s = 1
+            out = out + (guidance_scale - 1.0) * (out - _eps(unet, z_in, t, visual, uncond_text, anchor))
+        if sampler == "ddpm":
+            step = sched.step(out, t, z, generator=generator)  # draws the step's noise (CPU generators)
+        else:
+            step = sched.step(out, t, z, eta=0.0)
+        z = step.prev_sample
         if return_trajectory:
-            traj.append(out.pred_original_sample)
+            traj.append(step.pred_original_sample)
     return (z, traj) if return_trajectory else z

@@ -15,6 +15,13 @@ indices are discrete, so the rate term trains the entropy model only (as in PerC
 encoder's rate is bounded by the grid size and codebook size (``log2 K`` bits per token).
 
 Images enter and leave in ``[0, 1]``, shape ``(B, 3, H, W)``.
+
+The choices where the authors' published code departs from the paper are config fields
+(``MDICConfig.profile`` and :data:`~.config.PROFILE_CHOICES`; docs/mdic_profiles.md): the side
+grid (``hyper_downsample_y``), the quantisers (``separate_codebooks``, ``vq_variant``), the mask
+regime and its τ schedule (:meth:`MDIC.set_training_progress`), noise in the decoder's mask,
+the noun predictor, G1's residual, caption dropout with classifier-free guidance, the sampler,
+the prediction target and the UNet's input convolution.
 """
 
 from __future__ import annotations
@@ -31,12 +38,12 @@ from mdic_lab.coding.errors import BitstreamError
 from .backbone import Backbone, freeze
 from .conditioning import build_condition
 from .config import MDICConfig
-from .decoder import AnchorHead, ddim_sample, diffusion_loss, inference_timesteps, widen_conv_in
+from .decoder import AnchorHead, diffusion_loss, inference_timesteps, sample_latent, upsample_condition, widen_conv_in
 from .entropy_model import AREntropyModel
 from .hyperalign import HyperAlign
 from .mgsism import G2Gate, build_g1
-from .vmgm_ts import MaskGenerator, TextSupervision, tokenize_masked_captions
-from .vq import VectorQuantizer
+from .vmgm_ts import MaskGenerator, TextSupervision, gumbel_noise, tokenize_masked_captions
+from .vq import build_quantizer
 
 __all__ = ["MDIC"]
 
@@ -82,33 +89,40 @@ class MDIC(nn.Module):
         self.latent_grid = (h // f, w // f)
         self.token_grid = (self.latent_grid[0] // config.hyper_downsample,
                            self.latent_grid[1] // config.hyper_downsample)
+        self.side_grid = (self.latent_grid[0] // config.side_downsample,  # z_y, ẑ_y, m_v, z_d
+                          self.latent_grid[1] // config.side_downsample)
         n_tok = self.token_grid[0] * self.token_grid[1]
+        n_side = self.side_grid[0] * self.side_grid[1]
         c = config.z_channels
 
         extra = c_lat + config.condition_channels - backbone.unet.config.in_channels
         if extra < 0 or (extra and backbone.unet.config.in_channels != c_lat):
             raise ValueError(f"backbone UNet has in_channels={backbone.unet.config.in_channels}; expected {c_lat} "
                              f"(plain) or {c_lat + config.condition_channels} (already widened for this variant)")
-        widen_conv_in(backbone.unet, extra)  # no-op for a UNet saved already widened
+        widen_conv_in(backbone.unet, extra, init=config.conv_in_init)  # no-op for a UNet saved already widened
         if config.prediction_type is not None and config.prediction_type != backbone.scheduler.config.prediction_type:
             backbone.scheduler.register_to_config(prediction_type=config.prediction_type)
         if not config.train_unet:  # keep the new condition filters trainable, or the UNet could never read them
             freeze(backbone.unet).train()
             backbone.unet.conv_in.requires_grad_(True)
 
-        hyper = dict(hidden=config.hyper_channels, downsample=config.hyper_downsample, heads=config.hyper_attn_heads)
-        self.h_ax = HyperAlign(c_lat, c, **hyper)  # Eq. 1
-        self.h_ay = HyperAlign(c_lat, c, **hyper)  # Eq. 2
-        self.vq = VectorQuantizer(config.codebook_size, c, config.vq_commitment_weight)  # Eqs. 1, 2, 21
+        hyper = dict(hidden=config.hyper_channels, heads=config.hyper_attn_heads)
+        self.h_ax = HyperAlign(c_lat, c, downsample=config.hyper_downsample, **hyper)  # Eq. 1
+        self.h_ay = HyperAlign(c_lat, c, downsample=config.side_downsample, **hyper)  # Eq. 2
+        self.vq = build_quantizer(config)  # Eqs. 1, 2, 21 (vq_variant)
+        if config.separate_codebooks:  # y's own codebook (the authors' code); else self.vq quantises both
+            self.vq_y = build_quantizer(config)
         self.entropy_model = AREntropyModel(config.codebook_size, n_tok, config.em_d_model, config.em_layers,
                                             config.em_heads)
         self.mask_generator = MaskGenerator(c, config.mask_hidden, config.gumbel_tau, config.mask_threshold,
-                                            soft_training=config.mask_training == "soft")
-        self.text_supervision = (TextSupervision(backbone.text_hidden_size, c, n_tok, config.num_nouns,
+                                            soft_training=config.mask_training == "soft",
+                                            tau_decay=config.gumbel_tau_decay, tau_final=config.gumbel_tau_final,
+                                            tau_epochs=config.gumbel_tau_epochs)
+        self.text_supervision = (TextSupervision(backbone.text_hidden_size, c, n_side, config.num_nouns,
                                                  config.ts_d_model, config.ts_layers, config.ts_heads,
-                                                 backbone.max_text_length)
+                                                 backbone.max_text_length, pooled=config.ts_predictor == "pooled")
                                  if config.use_text_supervision else None)
-        self.g1 = build_g1(config, c, n_tok) if config.use_g1 else None  # Eq. 13: transformer or OPAM
+        self.g1 = build_g1(config, c, n_tok, n_side) if config.use_g1 else None  # Eq. 13: transformer or OPAM
         self.g2 = G2Gate(c, config.g2_hidden) if config.use_g2 else None
         # anchored denoiser (decoder.py): x̂_0 = A(visual) + UNet(...), A reads the variant's visual channels only
         self.anchor_head = (AnchorHead(config.condition_channels, c_lat, config.anchor_hidden)
@@ -123,7 +137,20 @@ class MDIC(nn.Module):
 
     @property
     def device(self):
-        return self.vq.codebook.weight.device
+        return next(self.h_ax.parameters()).device
+
+    @property
+    def vq_side(self):
+        """The quantiser of z_y: its own with ``separate_codebooks``, else x's (:attr:`vq`)."""
+        return self.vq_y if self.config.separate_codebooks else self.vq
+
+    def set_training_progress(self, step: int, total_steps: int) -> None:
+        """Tell the model where training stands: sets the annealed τ of Eq. 7 (``gumbel_tau_decay < 1``).
+
+        The run hooks call it before every step (:meth:`mdic_lab.runs.codecs.MDICHooks.begin_step`);
+        without it τ stays ``gumbel_tau``.  A no-op for a constant τ.
+        """
+        self.mask_generator.set_training_progress(int(step), int(total_steps))
 
     def _images(self, images, name):
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
@@ -172,11 +199,15 @@ class MDIC(nn.Module):
         return z_lx, z_x, self.vq(z_x)
 
     def decoder_side(self, zx_hat: torch.Tensor, images_y: torch.Tensor, captions, stochastic: bool | None = None,
-                     generator: torch.Generator | None = None, z_ly: torch.Tensor | None = None) -> dict:
+                     generator: torch.Generator | None = None, z_ly: torch.Tensor | None = None,
+                     mask_noise: torch.Tensor | None = None) -> dict:
         """Everything the decoder derives from ẑ_x and the side information (Eqs. 2–3, 4–8, 13–14).
 
-        Returns a dict with ``z_y``, ``zy_hat``, ``mask`` (:class:`MaskOutput`), ``zxc``,
-        ``z_d``, ``z_text`` (``None`` when the variant does not use z_text) and ``zx_hat``.
+        Returns a dict with ``z_y``, ``zy_hat``, ``vq_y`` (y's :class:`~.vq.VQOutput`), ``mask``
+        (:class:`MaskOutput`), ``zxc``, ``z_d``, ``z_text`` (``None`` when the variant does not use
+        z_text) and ``zx_hat``.  ``mask_noise`` ``(B, 1, h_y, w_y)``: Gumbel noise of the decoder's
+        mask (``mask_inference_noise``).  On a finer side grid (``hyper_downsample_y``) the mask
+        generator sees ẑ_x upsampled (nearest) to it.
         """
         cfg = self.config
         if z_ly is None:
@@ -185,8 +216,11 @@ class MDIC(nn.Module):
         if z_ly.shape[0] != zx_hat.shape[0]:
             raise ValueError(f"batch of images_y ({z_ly.shape[0]}) differs from the batch of ẑ_x ({zx_hat.shape[0]})")
         z_y = self.h_ay(z_ly.to(self.device))  # Eq. 2
-        zy_hat = self.vq(z_y).z_q
-        mask = self.mask_generator(zx_hat, zy_hat, stochastic=stochastic, generator=generator)  # Eqs. 4–8
+        vq_y = self.vq_side(z_y)
+        zy_hat = vq_y.z_q
+        zx_m = upsample_condition(zx_hat, tuple(zy_hat.shape[-2:]))  # ẑ_x on the side grid (same grid: itself)
+        mask = self.mask_generator(zx_m, zy_hat, stochastic=stochastic, generator=generator,
+                                   gumbel=mask_noise)  # Eqs. 4–8
         m_v = mask.m_v
         zxc = self.g1(zx_hat, zy_hat, m_v) if cfg.use_g1 else zx_hat  # Eq. 13
         z_d = self.g2(z_y, m_v) if cfg.use_g2 else z_y  # Eq. 14
@@ -194,7 +228,7 @@ class MDIC(nn.Module):
             z_d = z_d * m_v
         z_text = (self.backbone.encode_text(self._captions(captions, z_ly.shape[0])).to(self.device)
                   if cfg.use_text_condition else None)  # Eq. 3
-        return dict(zx_hat=zx_hat, z_y=z_y, zy_hat=zy_hat, mask=mask, zxc=zxc, z_d=z_d, z_text=z_text)
+        return dict(zx_hat=zx_hat, z_y=z_y, zy_hat=zy_hat, vq_y=vq_y, mask=mask, zxc=zxc, z_d=z_d, z_text=z_text)
 
     def condition(self, parts: dict):
         """``(visual, text)`` condition of the UNet for this variant (see :mod:`.conditioning`)."""
@@ -235,16 +269,22 @@ class MDIC(nn.Module):
         parts = self.decoder_side(vq_x.z_q, batch["right"], batch["caption"], stochastic=self.training,
                                   generator=generator, z_ly=batch.get("z_right"))
         visual, text = self.condition(parts)
-        ts = (inference_timesteps(self.backbone.scheduler, cfg.num_inference_steps)
+        if self.training and cfg.caption_dropout > 0 and cfg.use_text_condition:  # z_text := E_clip("") at rate p
+            drop = (torch.rand(text.shape[0], generator=generator) < cfg.caption_dropout).to(text.device)
+            text = torch.where(drop[:, None, None], self.empty_text().expand_as(text), text)
+        ts = (inference_timesteps(self.backbone.scheduler, cfg.num_inference_steps, cfg.sampler)
               if cfg.train_timesteps == "inference" else None)
         l_diff = diffusion_loss(self.backbone.unet, self.backbone.scheduler, z_lx, visual, text, generator,
                                 anchor=self.anchor(visual), timesteps=ts)
         bits = self.entropy_model.rate_bits(vq_x.indices)  # (B,), estimated
         h, w = cfg.image_size
         rate_bpp = bits.mean() / (h * w)
-        out = dict(vq=vq_x.loss, diff=l_diff, rate_bpp=rate_bpp, rate_bits=bits.detach(),
+        l_vq = vq_x.loss  # Eq. 21 (0 for the authors' VQ: no commitment term)
+        if cfg.separate_codebooks:  # y's own codebook learns from its own Eq. 21 term (or its EMA: loss 0)
+            l_vq = l_vq + parts["vq_y"].loss
+        out = dict(vq=l_vq, diff=l_diff, rate_bpp=rate_bpp, rate_bits=bits.detach(),
                    mask_fraction=parts["mask"].m_v.detach().mean())
-        loss = vq_x.loss + cfg.lambda_rate * rate_bpp + l_diff  # Eqs. 22–23
+        loss = l_vq + cfg.lambda_rate * rate_bpp + l_diff  # Eqs. 22–23
         if cfg.mask_sparsity > 0:  # keep-rate prior on the soft mask (not in the paper; MDICConfig.mask_sparsity)
             loss = loss + cfg.mask_sparsity * parts["mask"].m.mean()
         if cfg.use_text_supervision:
@@ -315,9 +355,10 @@ class MDIC(nn.Module):
                    num_inference_steps: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Reconstruct Î_x ``(B, 3, H, W)`` in [0, 1] from the bitstream and the side information.
 
-        The mask is the generator's deterministic output (no Gumbel noise, no text); the
-        DDIM start noise comes from ``generator`` or else ``torch.Generator().manual_seed(seed)``
-        (the seed is a decoder constant, not transmitted).
+        The mask is the generator's deterministic output (no text; Gumbel noise only with
+        ``mask_inference_noise``); the start noise (and any mask / DDPM noise) comes from
+        ``generator`` or else ``torch.Generator().manual_seed(seed)`` per image (the seed is a
+        decoder constant, not transmitted), so decoding is deterministic given the seed.
         """
         if self.training:
             raise RuntimeError("call .eval() before decompress()")
@@ -330,22 +371,36 @@ class MDIC(nn.Module):
                                  generator: torch.Generator | None = None) -> torch.Tensor:
         """The decoder after entropy decoding: ẑ_x = codebook[indices] → Î_x in [0, 1] (Eqs. 13–18).
 
-        Without ``generator``, every image of the batch starts from the same noise
-        ``z_T ~ N(0, I)`` drawn from ``seed``, so an image decodes the same alone or in a batch.
+        Without ``generator``, image ``i`` of the batch draws from its own
+        ``torch.Generator().manual_seed(seed)``: first ``z_T ~ N(0, I)``, then the mask's Gumbel
+        noise (``mask_inference_noise``), then DDPM's step noise (``sampler="ddpm"``), so an image
+        decodes the same alone or in a batch.  With ``guidance_scale ≠ 1`` the UNet also runs on
+        the empty caption (classifier-free guidance, :func:`~.decoder.sample_latent`).
         """
+        cfg = self.config
         zx_hat = self.vq.lookup(indices)
-        parts = self.decoder_side(zx_hat, images_y, captions, stochastic=False)
-        visual, text = self.condition(parts)
         c_lat = self.backbone.vae.config.latent_channels
-        shape = (indices.shape[0], c_lat) + tuple(self.latent_grid)
-        if generator is None:  # one draw per image from the decoder's seed: batch-invariant
-            noise = torch.cat([torch.randn((1,) + shape[1:], generator=torch.Generator().manual_seed(int(seed)))
-                               for _ in range(shape[0])])
+        b = indices.shape[0]
+        shape = (b, c_lat) + tuple(self.latent_grid)
+        gens = ([torch.Generator().manual_seed(int(seed)) for _ in range(b)] if generator is None
+                else generator)  # one stream per image from the decoder's seed: batch-invariant
+        if generator is None:
+            noise = torch.cat([torch.randn((1,) + shape[1:], generator=g) for g in gens])
         else:
             noise = torch.randn(shape, generator=generator)
-        steps = self.config.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
-        z0 = ddim_sample(self.backbone.unet, self.backbone.scheduler, visual, text, shape, steps, noise=noise,
-                         anchor=self.anchor(visual))
+        mask_noise = None
+        if cfg.mask_inference_noise:  # Eq. 6 at inference (the authors' code), from the same seeded streams
+            one = (1, 1) + tuple(self.side_grid)
+            mask_noise = (torch.cat([gumbel_noise(one, g) for g in gens]) if generator is None
+                          else gumbel_noise((b,) + one[1:], generator))
+        parts = self.decoder_side(zx_hat, images_y, captions, stochastic=False, mask_noise=mask_noise)
+        visual, text = self.condition(parts)
+        uncond = (self.empty_text().expand_as(text)
+                  if cfg.guidance_scale != 1.0 and cfg.use_text_condition else None)  # no_text: nothing to guide
+        steps = cfg.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
+        z0 = sample_latent(self.backbone.unet, self.backbone.scheduler, visual, text, shape, steps,
+                           sampler=cfg.sampler, generator=gens, noise=noise, anchor=self.anchor(visual),
+                           uncond_text=uncond, guidance_scale=cfg.guidance_scale)
         return ((self.backbone.decode_latent(z0) + 1.0) / 2.0).clamp(0.0, 1.0)  # Eq. 18
 
     def bpp(self, strings) -> list:
