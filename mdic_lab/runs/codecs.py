@@ -117,6 +117,9 @@ class CodecHooks(abc.ABC):
     def loss(self, model, core, bank, gens: dict, run, *, rank: int, world: int, device) -> dict:
         """Loss terms of one step's batch (tensors; ``"loss"`` is minimised)."""
 
+    def begin_step(self, core, step: int, run) -> None:
+        """Called before the step ``step`` (0-based) with the unwrapped model; a no-op by default."""
+
     @abc.abstractmethod
     def log_values(self, terms: dict) -> dict:
         """The :attr:`log_fields` of one logged step, formatted."""
@@ -299,6 +302,9 @@ class MDICHooks(CodecHooks):
 
     def lr_lambda(self, run):
         return warmup_lr_lambda(run.train.warmup_steps)
+
+    def begin_step(self, core, step, run):
+        core.set_training_progress(step, run.train.steps)  # the annealed τ of Eq. 7 (MDICConfig.gumbel_tau_decay)
 
     def loss(self, model, core, bank, gens, run, *, rank, world, device):
         per = run.train.batch_size // world

@@ -199,6 +199,7 @@ def train_run(run, out_dir, *, dataset=None, data="synthetic", captioner=None, c
         bar = progress_bar(stop_at, f"train {run.codec} ({run.preset}, {run.variant})", progress and main,
                            initial=step)
         while step < stop_at:
+            hooks.begin_step(core, step, run)  # e.g. MDIC's τ schedule: a function of the step, so resumes match
             terms = hooks.loss(model, core, bank, gens, run, rank=rank, world=world, device=accelerator.device)
             opt.zero_grad(set_to_none=True)
             accelerator.backward(terms["loss"])
