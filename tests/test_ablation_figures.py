@@ -86,8 +86,8 @@ def test_masks_are_binary_on_the_token_grid_and_agree_with_mask_agreement(runs):
     ref = mask_agreement(model, AF.open_test_pairs(chosen["full"], 2), limit=2)  # the encoder-side z_q
     assert maps["keep_fraction"]["full"] == pytest.approx(ref["keep_fraction"])
     assert maps["misleading"].mean() == pytest.approx(ref["misleading_fraction"])
-    fig = AF.plot_masks(maps)
-    assert len(fig.axes) == 2 * (2 + 1 + 2)  # pairs × (main, side, side_valid, two masks)
+    assert len(AF.plot_masks(maps).axes) == 2 * (2 + 1 + 2 * 2)  # pairs × (main, side, side_valid, 2 × (m_v, soft))
+    assert len(AF.plot_masks(maps, soft=False).axes) == 2 * (2 + 1 + 2)
 
 
 def test_token_misleading_counts_pixel_majorities():

@@ -240,15 +240,17 @@ def _img(t) -> np.ndarray:
     return np.clip(np.transpose(np.asarray(t), (1, 2, 0)), 0.0, 1.0)
 
 
-def plot_masks(maps: dict, max_pairs: int | None = None):
-    """Main view, side view, (``side_valid`` with the misleading tokens), and m_v of each variant
-    over the side view (dark: dropped tokens), one row per pair."""
+def plot_masks(maps: dict, max_pairs: int | None = None, soft: bool = True):
+    """Main view, side view, (``side_valid`` with the misleading tokens), and per variant m_v over the
+    side view (dark: dropped tokens) and, with ``soft``, the soft mask σ(logits/τ) before Eq. 8's
+    threshold (what the threshold cuts; it shows the generator's preferences even where m_v keeps
+    every token), one row per pair."""
     import matplotlib.pyplot as plt
 
     n = len(maps["names"]) if max_pairs is None else min(max_pairs, len(maps["names"]))
     variants = list(maps["masks"])
     has_valid = maps.get("side_valid") is not None
-    cols = 2 + int(has_valid) + len(variants)
+    cols = 2 + int(has_valid) + len(variants) * (1 + int(soft))
     H, W = maps["main"].shape[-2:]
     fig, axes = plt.subplots(n, cols, figsize=(2.9 * cols, 1.75 * n + 0.6), squeeze=False)
     for i in range(n):
@@ -270,6 +272,11 @@ def plot_masks(maps: dict, max_pairs: int | None = None):
                           interpolation="nearest")
             row[c].set_title(f"m_v {_label(v)}: keeps {m.mean():.0%}", fontsize=8)
             c += 1
+            if soft:
+                p = maps["mask_prob"][v][i]
+                row[c].imshow(p, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+                row[c].set_title(f"σ(logits/τ) {_label(v)}: {p.min():.2f}–{p.max():.2f}", fontsize=8)
+                c += 1
         if i == 0:
             row[0].set_title("main view I_x", fontsize=8)
             row[1].set_title("side view I_y", fontsize=8)
@@ -278,7 +285,7 @@ def plot_masks(maps: dict, max_pairs: int | None = None):
             a.set_xticks([])
             a.set_yticks([])
     fig.suptitle(f"visual mask m_v on the {maps['token_grid'][0]}×{maps['token_grid'][1]} token grid "
-                 "(dark: dropped side-view tokens)", fontsize=9)
+                 "(dark: dropped side-view tokens)" + ("; soft mask: 0 dark, 1 yellow" if soft else ""), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -449,7 +456,7 @@ def plot_mask_agreement(rows: list[dict]):
     ax.set_xticks(xs, [f"{_label(r['variant'])}\nrp {r['rate_point']}" for r in rows], fontsize=8)
     ax.set_ylim(0, 1.45)  # room for the legend above the bars
     ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_ylabel("fraction of side-view tokens")
+    ax.set_ylabel("fraction of side-view tokens; AUC")
     ax.set_title("does m_v drop the misleading tokens? (n/a: nothing dropped)", fontsize=9)
     ax.legend(fontsize=7, loc="upper center", ncol=2)
     ax.grid(axis="y", alpha=0.3)
