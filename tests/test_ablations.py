@@ -88,6 +88,8 @@ def test_bad_parameters_stop_before_any_training(tmp_path):
         check_params(params(rate_points=[0]))
     with pytest.raises(ConfigError, match="unknown metric 'fid'"):
         check_params(params(metrics=("psnr", "fid")))
+    with pytest.raises(ConfigError, match="unknown profile 'author' .*paper, authors"):
+        check_params(params(profile="author"))
     with pytest.raises(ConfigError, match="unknown executor 'mpi'"):
         check_params(params(executor="mpi"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -102,6 +104,12 @@ def test_an_output_folder_of_other_parameters_is_refused(smoke_run, tmp_path):
     out, params, _ = smoke_run
     with pytest.raises(Exception, match="(?i)another spec|different spec|other spec|--add"):
         run_notebook(NOTEBOOK, out, **{**params, "seeds": "[1]"})
+
+
+def test_the_authors_profile_reaches_every_cell():
+    spec = sweep_spec(AblationParams.for_preset("smoke", profile="authors", overrides={"mask_threshold": 0.5}))
+    assert spec["grid"]["overrides"] == {"profile": ["authors"], "mask_threshold": [0.5]}
+    assert "overrides" not in sweep_spec(AblationParams.for_preset("smoke"))["grid"]
 
 
 def test_sweep_spec_always_holds_the_reference():

@@ -62,6 +62,8 @@ class AblationParams:
     n_boot: int = 1000  # bootstrap resamples per table cell
     batch_size: int = 8  # pairs decoded together in the evaluation (Tables 1–3)
     overrides: dict = field(default_factory=dict)  # any MDIC model / training config field, e.g. {"steps": 300}
+    profile: str = "paper"  # MDIC as the paper describes it, or "authors": the published code's choices
+    # (mdic_lab.models.mdic.config.PROFILES; docs/mdic_profiles.md); every cell of the run uses it
     backbone_root: str | None = None  # cache of pretrained small backbones (default ~/.cache/mdic_lab)
     boot_seed: int = 0  # seed of the bootstrap draws
 
@@ -122,6 +124,10 @@ def check_params(params: AblationParams) -> dict:
     _check_ints("timing_steps", params.timing_steps, 1)
     for name in ("n_test", "n_timing", "n_boot", "batch_size"):
         _check_ints(name, [getattr(params, name)], 1)
+    from mdic_lab.models.mdic.config import PROFILES
+
+    if params.profile not in PROFILES:
+        raise ConfigError(f"unknown profile {params.profile!r} (expected one of: {', '.join(PROFILES)})")
     for m in params.metrics:
         if m not in KNOWN_METRICS:
             raise ConfigError(f"unknown metric {m!r} (expected one of: {', '.join(KNOWN_METRICS)})")
@@ -152,8 +158,9 @@ def sweep_spec(params: AblationParams) -> dict:
     grid = {"codec": [CODEC], "preset": params.preset, "variant": variants,
             "rate_point": "all" if params.rate_points is None else list(params.rate_points),
             "seed": list(params.seeds)}
-    if params.overrides:
-        grid["overrides"] = {k: (v if isinstance(v, list) else [v]) for k, v in params.overrides.items()}
+    overrides = {**({"profile": params.profile} if params.profile != "paper" else {}), **params.overrides}
+    if overrides:  # the profile first: explicit overrides then change single choices of it
+        grid["overrides"] = {k: (v if isinstance(v, list) else [v]) for k, v in overrides.items()}
     spec = {"name": f"mdic-ablation-{params.preset}", "data": params.data, "grid": grid,
             "eval": {"split": "test", "limit": params.n_test, "use_lpips": "lpips" in params.metrics,
                      "use_miou": _uses_miou(params), "batch_size": params.batch_size}}
