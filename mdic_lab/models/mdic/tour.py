@@ -5,7 +5,8 @@ and returns every intermediate the paper's Fig. 4 names, as plain tensors: the l
 ``z_Lx``, ``z_Ly`` (Eqs. 1–2), the transmitted indices and ẑ_x, the mask ``m_v`` (Eq. 8,
 inference: no Gumbel noise, no text), ``ẑ_xc`` (Eq. 13), ``z_d`` (Eq. 14), the DDIM
 trajectory of decoded x̂_0 predictions (Eq. 17) and the reconstruction (Eq. 18), plus the
-bitstream and its coded size.
+bitstream and its coded size, and the main view through the frozen VAE alone,
+D_vae(E_vae(I_x)) (Eqs. 1 and 18 without coding: the best the decoder's latent space can draw).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def trace_pair(model, left: torch.Tensor, right: torch.Tensor, caption: str, see
     ``z_lx``, ``z_ly`` ``(C_L, H/f, W/f)``, ``zx_hat``, ``zy_hat``, ``z_y``, ``mask`` ``(h, w)``,
     ``mask_prob`` (the soft mask σ(logits / τ), Eq. 7 without noise), ``zxc``, ``z_d`` ``(C, h, w)``,
     ``trajectory`` (list of decoded x̂_0 images ``(3, H, W)``, one per step), ``timesteps``,
-    ``reconstruction`` ``(3, H, W)`` -- identical to ``model.decompress`` with the same seed.
+    ``reconstruction`` ``(3, H, W)`` -- identical to ``model.decompress`` with the same seed --
+    and ``vae_reconstruction`` ``(3, H, W)``: D_vae(z_Lx), the main view through the frozen VAE.
     """
     if left.ndim != 3 or right.ndim != 3:
         raise ValueError(f"left and right must be (3, H, W) images, got {tuple(left.shape)} and {tuple(right.shape)}")
@@ -72,4 +74,5 @@ def trace_pair(model, left: torch.Tensor, right: torch.Tensor, caption: str, see
         "trajectory": [dec(p) for p in traj],
         "timesteps": [int(t) for t in sched_steps.timesteps],
         "reconstruction": dec(z0),
+        "vae_reconstruction": dec(z_lx),  # no coding, no diffusion: the VAE's own ceiling
     }
