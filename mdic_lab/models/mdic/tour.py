@@ -49,7 +49,7 @@ def trace_pair(model, left: torch.Tensor, right: torch.Tensor, caption: str, see
     z0, traj = ddim_sample(model.backbone.unet, model.backbone.scheduler, visual, text,
                            (1, c_lat) + tuple(model.latent_grid), steps, g, return_trajectory=True,
                            anchor=model.anchor(visual))
-    dec = lambda z: ((model.backbone.decode_latent(z) + 1.0) / 2.0).clamp(0.0, 1.0)[0]  # noqa: E731
+    dec = lambda z: ((model.backbone.decode_latent(z) + 1.0) / 2.0).clamp(0.0, 1.0)[0]
     sched_steps = model.backbone.scheduler.__class__.from_config(model.backbone.scheduler.config)
     sched_steps.set_timesteps(steps)
     mask = parts["mask"]
