@@ -281,19 +281,6 @@ def curve_with_band(images, variant: str, metric: str, *, n_boot: int = 500, see
             "low": np.asarray(low), "high": np.asarray(high)}
 
 
-def _auc(scores, labels) -> float:
-    """Area under the ROC curve of ``scores`` as a detector of ``labels`` (Mann–Whitney U, ties averaged)."""
-    import numpy as np
-    from scipy.stats import rankdata
-
-    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
-    n1, n0 = int(labels.sum()), int((~labels).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    r = rankdata(scores)
-    return float((r[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
 def mask_agreement(model, dataset, *, limit: int = 16, threshold: float = 0.5) -> dict:
     """How the decoder's mask m_v (Eqs. 4–8, deterministic at decoding) agrees with the synthetic
     world's ``side_valid`` (right-view pixels consistent with the left view).
@@ -309,6 +296,8 @@ def mask_agreement(model, dataset, *, limit: int = 16, threshold: float = 0.5) -
     import numpy as np
     import torch
     import torch.nn.functional as F
+
+    from mdic_lab.metrics.detection import roc_auc
 
     n = min(int(limit), len(dataset))
     tp = dropped = misleading = kept = total = 0
@@ -337,4 +326,4 @@ def mask_agreement(model, dataset, *, limit: int = 16, threshold: float = 0.5) -
     return {"pairs": n, "tokens": total, "keep_fraction": kept / total, "misleading_fraction": misleading / total,
             "precision": tp / dropped if dropped else float("nan"),
             "recall": tp / misleading if misleading else float("nan"),
-            "auc": _auc(np.concatenate(soft), np.concatenate(bad_all))}
+            "auc": roc_auc(np.concatenate(soft), np.concatenate(bad_all))}

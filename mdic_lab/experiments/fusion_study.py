@@ -271,19 +271,14 @@ def consistency_range(*maps) -> tuple[float, float]:
 
 
 def auc(scores, labels) -> float:
-    """Area under the ROC curve of ``scores`` as a detector of ``labels`` (Mann–Whitney U, ties averaged).
+    """Area under the ROC curve of ``scores`` as a detector of ``labels`` (:func:`mdic_lab.metrics.detection.roc_auc`).
 
     >>> auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
     0.75
     """
-    from scipy.stats import rankdata
+    from mdic_lab.metrics.detection import roc_auc
 
-    s, y = np.asarray(scores, float).ravel(), np.asarray(labels, bool).ravel()
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    r = rankdata(s)
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    return roc_auc(scores, labels)
 
 
 # ============================================================================ the sweep
