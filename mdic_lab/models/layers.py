@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NonNegativeParametrizer", "GDN", "conv", "deconv", "conv3x3"]
+__all__ = ["NonNegativeParametrizer", "GDN", "conv", "deconv", "conv3x3", "info_nce"]
 
 
 class _LowerBound(torch.autograd.Function):
@@ -126,3 +126,20 @@ def deconv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: in
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     """3×3 convolution (hyper-synthesis output layer)."""
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE of paired embeddings ``a``, ``b`` ``(B, D)``.
+
+    With perfectly aligned orthogonal pairs and a large scale the loss tends to 0; with
+    identical embeddings for all pairs it is ``log B``:
+
+    >>> import math
+    >>> e = torch.ones(4, 3)
+    >>> round(float(info_nce(e, e, torch.tensor(0.0))), 4) == round(math.log(4), 4)
+    True
+    """
+    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    logits = logit_scale.exp() * a @ b.t()  # (B, B)
+    target = torch.arange(a.shape[0])
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))

@@ -68,6 +68,7 @@ from mdic_lab.coding.errors import BitstreamError, payload_context
 from mdic_lab.config import TACO_TEXT_SOURCES, TACOConfig
 from mdic_lab.models.baselines._codec import ImageCodec, check_image
 from mdic_lab.models.baselines.hyperprior import HyperCoder, analysis, synthesis
+from mdic_lab.models.layers import info_nce
 
 __all__ = ["TACO", "TextToImage", "ImageToText", "TextAdapter", "TextSide", "load_text_side", "ImageTower",
            "joint_image_text_loss", "align_image_tower", "LAB_TEXT_ENCODER", "CLIP_MEAN", "CLIP_STD"]
@@ -334,11 +335,7 @@ def align_image_tower(tower: ImageTower, text: TextSide, images_u8: torch.Tensor
         top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
         left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
         x = images_u8[idx, :, top:top + ch, left:left + cw].float() / 255.0
-        a = F.normalize(tower.image_embed(x), dim=-1)
-        b = F.normalize(tower.text_embed(pooled[idx]), dim=-1)
-        logits = scale.exp() * b @ a.t()
-        target = torch.arange(a.shape[0])
-        loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+        loss = info_nce(tower.text_embed(pooled[idx]), tower.image_embed(x), scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

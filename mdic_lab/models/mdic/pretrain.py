@@ -67,6 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mdic_lab.models.layers import info_nce
 from mdic_lab.progress import progress_bar
 
 from .backbone import Backbone
@@ -164,22 +165,6 @@ class ImageTower(nn.Module):
 
     def forward(self, images):  # (B, 3, H, W) in [-1, 1]
         return self.proj(self.net(images).mean(dim=(2, 3)))  # (B, dim)
-
-
-def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-    """CLIP's symmetric InfoNCE of paired embeddings ``a``, ``b`` ``(B, D)``.
-
-    With perfectly aligned orthogonal pairs and a large scale the loss tends to 0; with
-    identical embeddings for all pairs it is ``log B``:
-
-    >>> e = torch.ones(4, 3)
-    >>> round(float(info_nce(e, e, torch.tensor(0.0))), 4) == round(math.log(4), 4)
-    True
-    """
-    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
-    logits = logit_scale.exp() * a @ b.t()  # (B, B)
-    target = torch.arange(a.shape[0])
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
 def default_backbone_root() -> Path:
