@@ -85,6 +85,22 @@ class HyperCoder(nn.Module):
             return self.gaussian_conditional.decompress([y_string], scales)
 
 
+def decode_image(c, hyper: "HyperCoder", g_s: nn.Module, multiple: int) -> torch.Tensor:
+    """x̂ ``(1, 3, H, W)`` in [0, 1] from a container whose payloads 0, 1 are ŷ, ẑ and whose shapes
+    name ``x`` and ``z`` (the checked declared size first; a non-finite x̂ raises BitstreamError)."""
+    from mdic_lab.coding.container import declared_image_size, require_shape
+    from mdic_lab.coding.errors import BitstreamError
+
+    h, w = declared_image_size(c, "x", multiple)
+    z_shape = require_shape(c, "z", (h // 64, w // 64))
+    y_hat = hyper.decompress(c.payloads[0], c.payloads[1], z_shape)
+    x_hat = g_s(y_hat).clamp(0.0, 1.0)
+    if not bool(torch.isfinite(x_hat).all()):
+        raise BitstreamError(f"the decoded latents (max |ŷ| = {float(y_hat.abs().max()):.3g}) give a "
+                             "non-finite reconstruction: the payloads are corrupted")
+    return x_hat
+
+
 class ScaleHyperprior(ImageCodec):
     """Single-image scale-hyperprior codec (Ballé et al. 2018); ``side`` is accepted and ignored.
 
@@ -144,18 +160,5 @@ class ScaleHyperprior(ImageCodec):
         header are checked against each other (z = x / 64) and against
         :data:`~mdic_lab.coding.container.MAX_IMAGE_PIXELS` before anything is decoded.
         """
-        from mdic_lab.coding.container import declared_image_size, require_shape
-        from mdic_lab.coding.errors import BitstreamError
-
-        out = []
-        for s in strings:
-            c = self._unpack(s, 2, ("x", "z"))
-            h, w = declared_image_size(c, "x", self.multiple)
-            z_shape = require_shape(c, "z", (h // 64, w // 64))
-            y_hat = self.hyper.decompress(c.payloads[0], c.payloads[1], z_shape)
-            x_hat = self.g_s(y_hat).clamp(0.0, 1.0)
-            if not bool(torch.isfinite(x_hat).all()):
-                raise BitstreamError(f"the decoded latents (max |ŷ| = {float(y_hat.abs().max()):.3g}) give a "
-                                     "non-finite reconstruction: the payloads are corrupted")
-            out.append(x_hat)
-        return torch.cat(out)
+        return torch.cat([decode_image(self._unpack(s, 2, ("x", "z")), self.hyper, self.g_s, self.multiple)
+                          for s in strings])

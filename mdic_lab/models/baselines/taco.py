@@ -67,7 +67,7 @@ from mdic_lab.coding.caption import decode_caption, encode_caption
 from mdic_lab.coding.errors import BitstreamError, payload_context
 from mdic_lab.config import TACO_TEXT_SOURCES, TACOConfig
 from mdic_lab.models.baselines._codec import ImageCodec, check_image
-from mdic_lab.models.baselines.hyperprior import HyperCoder, analysis, synthesis
+from mdic_lab.models.baselines.hyperprior import HyperCoder, analysis, decode_image, synthesis
 from mdic_lab.models.layers import info_nce
 
 __all__ = ["TACO", "TextToImage", "ImageToText", "TextAdapter", "TextSide", "load_text_side", "ImageTower",
@@ -510,20 +510,11 @@ class TACO(ImageCodec):
         The caption payload is decoded and checked too: a stream without it, or with a damaged
         one, raises :class:`~mdic_lab.coding.errors.BitstreamError` (one stream, one unit).
         """
-        from mdic_lab.coding.container import declared_image_size, require_shape
-
         out = []
         for s in strings:
             c = self._unpack_stream(s)
             if self.config.send_caption:
                 with payload_context(2, "caption"):
                     decode_caption(c.payloads[2])
-            h, w = declared_image_size(c, "x", self.multiple)
-            z_shape = require_shape(c, "z", (h // 64, w // 64))
-            y_hat = self.hyper.decompress(c.payloads[0], c.payloads[1], z_shape)
-            x_hat = self.g_s(y_hat).clamp(0.0, 1.0)
-            if not bool(torch.isfinite(x_hat).all()):
-                raise BitstreamError(f"the decoded latents (max |ŷ| = {float(y_hat.abs().max()):.3g}) give a "
-                                     "non-finite reconstruction: the payloads are corrupted")
-            out.append(x_hat)
+            out.append(decode_image(c, self.hyper, self.g_s, self.multiple))
         return torch.cat(out)
