@@ -193,7 +193,10 @@ class _ParallaxAttention(nn.Module):
         if f_u.ndim != 4 or f_u.shape != f_v.shape or f_u.shape[1] != self.channels:
             raise ValueError(f"f_u and f_v must both be (B, {self.channels}, H, W), got "
                              f"{tuple(f_u.shape)} and {tuple(f_v.shape)}")
-        return parallax_attention(self.skm(f_u), self.skm(f_v), f_v, self.axis)
+        return self._attend(self.skm(f_u), self.skm(f_v), f_v)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> ParallaxOutput:
+        return parallax_attention(q, k, v, self.axis)
 
 
 class HorizontalParallaxAttention(_ParallaxAttention):
@@ -243,7 +246,7 @@ class OmniParallaxAttention(nn.Module):
         return OPAMOutput(ver.aligned, hor.consistency * ver.consistency, hor, ver)  # Eq. 23
 
 
-class FullAttention2D(nn.Module):
+class FullAttention2D(_ParallaxAttention):
     """The "2D Attn" reference: one SKM for Q and K, then :func:`full_attention_2d` (O(N⁴)).
 
     Same inputs and outputs as :class:`OmniParallaxAttention` (``aligned``, ``consistency``),
@@ -253,16 +256,8 @@ class FullAttention2D(nn.Module):
     (1, 4, 3, 5)
     """
 
-    def __init__(self, channels: int, branches: int = 2):
-        super().__init__()
-        self.channels = channels
-        self.skm = SelectiveKernel(channels, branches)
-
-    def forward(self, f_l: torch.Tensor, f_r: torch.Tensor) -> ParallaxOutput:
-        if f_l.ndim != 4 or f_l.shape != f_r.shape or f_l.shape[1] != self.channels:
-            raise ValueError(f"f_l and f_r must both be (B, {self.channels}, H, W), got "
-                             f"{tuple(f_l.shape)} and {tuple(f_r.shape)}")
-        return full_attention_2d(self.skm(f_l), self.skm(f_r), f_r)
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> ParallaxOutput:
+        return full_attention_2d(q, k, v)
 
 
 class OPAMFusion(nn.Module):
