@@ -133,3 +133,30 @@ def test_mask_agreement_counts_dropped_and_misleading_tokens(smoke_run):
     assert 0 <= res["keep_fraction"] <= 1 and 0 <= res["misleading_fraction"] <= 1
     for k in ("precision", "recall"):
         assert res[k] != res[k] or 0 <= res[k] <= 1  # NaN when nothing is dropped / misleading
+
+
+def test_table4_reuses_the_sweep_evaluation_at_the_models_own_steps(smoke_run, tmp_path):
+    """At the model's own number of denoising steps, Table 4's quality pass is the sweep's evaluation
+    of the cell (same pairs, batch, seed): copied, not decoded again; other step counts are decoded."""
+    import shutil
+
+    from mdic_lab.experiments.ablation import steps_rows
+    from mdic_lab.experiments.ablation_tables import read_images_csv
+    from mdic_lab.runs import RunDir
+
+    out, params, _ = smoke_run
+    sweep = tmp_path / "sweep"
+    shutil.copytree(out / "sweep", sweep)
+    cells = read_images_csv(sweep / "cells.csv")
+    full = [c for c in cells if c["variant"] == "full"]
+    own = RunDir(sweep / "cells" / Path(full[0]["dir"]).name).run_config().model.num_inference_steps
+    p = AblationParams.for_preset("smoke", output_dir=str(tmp_path), timing_steps=(own, own + 1), workers=1)
+    quality, timing = steps_rows(sweep, cells, p, progress=False)
+    for c in full:
+        rd = RunDir(sweep / "cells" / Path(c["dir"]).name)
+        assert rd.read_eval_rows("test", f"quality-steps{own}") == rd.read_eval_rows("test")
+        assert rd.read_eval_summary("test", f"quality-steps{own}")["reused_from"] == "eval/test.json"
+        decoded = rd.read_eval_summary("test", f"quality-steps{own + 1}")
+        assert decoded["num_inference_steps"] == own + 1 and "reused_from" not in decoded
+    assert len(quality) == 2 * len(full) * p.n_test and len(timing) == 2 * len(full) * p.n_timing
+    assert {r["num_inference_steps"] for r in quality} == {own, own + 1}

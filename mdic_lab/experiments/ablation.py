@@ -177,32 +177,92 @@ def _timing_tag(steps: int) -> str:
     return f"timing-steps{steps}"
 
 
+def _main_eval_steps(rd) -> int | None:
+    """The denoising steps the sweep's own evaluation of a cell used (its model's default)."""
+    summary = rd.read_eval_summary("test")
+    if summary is None:
+        return None
+    if summary.get("num_inference_steps") is not None:
+        return int(summary["num_inference_steps"])
+    return int(rd.run_config().model.num_inference_steps)
+
+
+def _copy_main_eval(rd, tag: str, steps: int) -> None:
+    """Table 4's quality pass at the model's own steps *is* the sweep's evaluation: written under
+    ``tag`` from ``eval/test.{csv,json}`` (the summary says so in ``reused_from``)."""
+    from mdic_lab.runs.evaluate import EVAL_FIELDS
+
+    summary = {**rd.read_eval_summary("test"), "num_inference_steps": steps, "reused_from": "eval/test.json"}
+    rd.write_eval("test", rd.read_eval_rows("test"), EVAL_FIELDS, summary, tag=tag)
+
+
+def _steps_eval(task: dict) -> str:
+    """One Table 4 evaluation in a worker process (``task``: the :func:`evaluate_run` arguments)."""
+    import torch
+
+    from mdic_lab.runs.evaluate import evaluate_run
+
+    torch.set_num_threads(task.pop("threads"))
+    evaluate_run(**task)
+    return task["tag"]
+
+
 def steps_rows(sweep_out, cells_rows, params: AblationParams, progress: bool = True) -> tuple[list, list]:
     """Table 4's per-image rows for the full model of every finished (rate point, seed) cell.
 
     Returns ``(quality, timing)``.  ``quality``: all ``n_test`` pairs decoded in batches at each
     of ``params.timing_steps`` (the BD-quality of 5 vs 10 steps, paired over the same images);
-    ``timing``: ``n_timing`` pairs decoded one at a time after an untimed warm-up (the seconds
-    per image).  Both are resumable: an evaluation whose summary exists is read back.
+    at the model's own number of steps these are the rows of the sweep's evaluation of the cell
+    (same pairs, batch size, seed and decoder: decoded once, not twice).  ``timing``:
+    ``n_timing`` pairs decoded one at a time after an untimed warm-up (the seconds per image).
+    The evaluations still to do run on the run's executor, ``workers`` at a time with one share
+    of the cores each (quality passes first, then the timing passes side by side); all are
+    resumable: an evaluation whose summary exists is read back.
     """
+    from mdic_lab.progress import progress_bar
     from mdic_lab.runs import RunDir
-    from mdic_lab.runs.evaluate import evaluate_run
 
-    quality, timing = [], []
-    for cell in cells_rows:
-        if cell["variant"] != "full" or cell["status"] != "done":
-            continue
+    from .executors import make_executor
+
+    cells = [c for c in cells_rows if c["variant"] == "full" and c["status"] == "done"]
+    plan, pending = [], []  # plan: (cell, steps, tag, out-list); pending: evaluations to run
+    for cell in cells:
         rd = RunDir(Path(sweep_out) / "cells" / Path(cell["dir"]).name)
+        main_steps = _main_eval_steps(rd)
+        main = rd.read_eval_summary("test") or {}
         for steps in params.timing_steps:
-            for tag, limit, batch, out in ((_quality_tag(steps), params.n_test, params.batch_size, quality),
-                                           (_timing_tag(steps), params.n_timing, 1, timing)):
-                if rd.read_eval_summary("test", tag) is None:
-                    evaluate_run(rd.path, split="test", limit=limit, num_inference_steps=steps,
-                                 use_lpips="lpips" in params.metrics, tag=tag, batch_size=batch, warmup=batch == 1,
-                                 use_miou=_uses_miou(params) and batch > 1, progress=progress)
-                for r in rd.read_eval_rows("test", tag):
-                    out.append({"codec": CODEC, "variant": "full", "rate_point": cell["rate_point"],
-                                "seed": cell["seed"], "num_inference_steps": steps, **r})
+            for kind, limit, batch in (("quality", params.n_test, params.batch_size), ("timing", params.n_timing, 1)):
+                tag = (_quality_tag if kind == "quality" else _timing_tag)(steps)
+                if rd.read_eval_summary("test", tag) is not None:
+                    pass
+                elif kind == "quality" and steps == main_steps and main.get("n") == limit \
+                        and int(main.get("batch_size", 0)) == batch:
+                    _copy_main_eval(rd, tag, steps)  # the sweep's own evaluation of this cell
+                else:
+                    pending.append({"run_dir": str(rd.path), "split": "test", "limit": limit,
+                                    "num_inference_steps": steps, "use_lpips": "lpips" in params.metrics,
+                                    "tag": tag, "batch_size": batch, "warmup": batch == 1,
+                                    "use_miou": _uses_miou(params) and batch > 1})
+                plan.append((cell, rd, steps, tag, kind))
+    if pending:
+        pending.sort(key=lambda t: t["tag"].startswith("timing"))  # the timing passes last, beside each other
+        ex = make_executor(params.executor, n_cells=len(pending), workers=params.workers,
+                           folder=Path(sweep_out) / "table4-jobs")
+        try:
+            futures = [ex.executor.submit(_steps_eval, {**t, "threads": ex.threads}) for t in pending]
+            bar = progress_bar(total=len(futures), desc="Table 4 passes", enabled=progress)
+            for fut in futures:
+                fut.result()
+                bar.update(1)
+            bar.close()
+        finally:
+            ex.close()
+    quality, timing = [], []
+    for cell, rd, steps, tag, kind in plan:
+        for r in rd.read_eval_rows("test", tag):
+            (quality if kind == "quality" else timing).append(
+                {"codec": CODEC, "variant": "full", "rate_point": cell["rate_point"], "seed": cell["seed"],
+                 "num_inference_steps": steps, **r})
     return quality, timing
 
 
