@@ -144,3 +144,25 @@ def test_full_cached_net_reaches_ceiling():
     blurred = [reconstruction_miou(net, torch.nn.functional.interpolate(
         torch.nn.functional.avg_pool2d(x, f), scale_factor=f, mode="bilinear"), labels) for f in (2, 8)]
     assert r["miou"] - 0.05 < blurred[0] and blurred[1] < blurred[0] < r["miou"] + 1e-9
+
+
+def _load_or_train_in_a_process(root, world, cfg, queue):
+    net = load_or_train_segnet(cache_dir=root, config=cfg, data_cache_dir=world)
+    queue.put(net.report["source"])
+
+
+def test_processes_needing_the_same_net_train_it_once(tmp_path, world):
+    """Two processes asking for an uncached net (the cells of a sweep): one trains, the other waits on
+    the cache entry's lock and loads what the first one saved."""
+    import multiprocessing
+
+    cfg = SegNetConfig(width=4, levels=2, max_width=8, steps=30, batch_size=2, train_length=4, eval_length=2)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_load_or_train_in_a_process, args=(tmp_path, world, cfg, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert sorted(queue.get(timeout=5) for _ in procs) == ["cache", "trained"]

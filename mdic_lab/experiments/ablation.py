@@ -288,12 +288,15 @@ def run_ablation(params: AblationParams, *, progress: bool = True) -> AblationRe
 
     spec = load_spec(check_params(params))
     out = Path(params.output_dir)
-    if _uses_miou(params):  # trained once (minutes) and cached, before the cells need it
-        from mdic_lab.metrics.segnet import load_or_train_segnet
-
-        load_or_train_segnet(progress=progress)
-    res = run_sweep(spec, out=out / "sweep", executor=params.executor, workers=params.workers,
-                    backbone_root=params.backbone_root, progress=progress)
+    segnet = _start_segnet(progress) if _uses_miou(params) else None
+    try:
+        res = run_sweep(spec, out=out / "sweep", executor=params.executor, workers=params.workers,
+                        backbone_root=params.backbone_root, progress=progress)
+    finally:
+        if segnet is not None:
+            segnet.join()
+    if segnet is not None and segnet.exitcode != 0:
+        raise RuntimeError(f"training the segmentation net for mIoU failed (exit code {segnet.exitcode})")
     images = read_images_csv(res.images_csv)
     cells = read_images_csv(res.cells_csv)
     quality, timing = steps_rows(out / "sweep", cells, params, progress=progress)
@@ -303,6 +306,37 @@ def run_ablation(params: AblationParams, *, progress: bool = True) -> AblationRe
                               timing_rows=timing, **kw)
     paths = write_tables(out, tables)
     return AblationResult(out, res, tables, table_claims(tables), images, quality, timing, paths, asdict(params))
+
+
+def _train_segnet_job() -> None:
+    import torch
+
+    from mdic_lab.metrics.segnet import load_or_train_segnet
+
+    torch.set_num_threads(1)
+    load_or_train_segnet()
+
+
+def _start_segnet(progress: bool):
+    """The synthetic world's segmentation net (mIoU column), trained once and cached: when it is not
+    cached yet, a process trains it (≈ 3 min of one core) beside the sweep's first cells, whose
+    evaluations wait for it (:func:`mdic_lab.metrics.segnet.load_or_train_segnet` locks the cache
+    entry) instead of the whole sweep waiting before its first cell.  Returns the process or ``None``."""
+    import multiprocessing
+
+    from mdic_lab.metrics.errors import MetricUnavailable
+    from mdic_lab.metrics.segnet import load_segnet
+
+    try:
+        load_segnet()
+        return None
+    except MetricUnavailable:
+        pass
+    if progress:
+        print("training the segmentation net of the mIoU column once (≈ 3 min of one core) beside the first cells")
+    proc = multiprocessing.get_context("spawn").Process(target=_train_segnet_job, name="segnet", daemon=True)
+    proc.start()
+    return proc
 
 
 def curve_with_band(images, variant: str, metric: str, *, n_boot: int = 500, seed: int = 0, ci: float = 0.95) -> dict:

@@ -29,6 +29,7 @@ row-position input channel) trained on the world's *train* split:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -566,7 +567,30 @@ def load_or_train_segnet(cache_dir=None, seed: int = 0, steps: int | None = None
     net = _load(path, cfg)
     if net is not None:
         return net
-    net = train_segnet(cfg, progress=progress, data_cache_dir=data_cache_dir)
-    _save(net, path)
+    with _training_lock(path):  # one trainer per cache entry; the others wait for it, then load its net
+        net = _load(path, cfg)
+        if net is not None:
+            return net
+        net = train_segnet(cfg, progress=progress, data_cache_dir=data_cache_dir)
+        _save(net, path)
     net.report["path"] = str(path)
     return net
+
+
+@contextlib.contextmanager
+def _training_lock(path: Path):
+    """An exclusive ``fcntl`` lock on ``<path>.lock``: processes that need the same net (the cells of a
+    sweep, say) wait for the one training it instead of training it again.  The kernel frees the lock
+    when its holder dies, so a killed trainer never blocks the others."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, at worst two processes train the same net
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
