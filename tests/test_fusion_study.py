@@ -193,8 +193,12 @@ def test_label_rows_feed_the_ablation_bootstrap_unchanged():
     # TACO's image bits are the hyperprior's: 0 % on image bits alone, > 0 with the caption counted
     assert table[("taco", "hyperprior", "bpp_image")]["bd_rate"] == pytest.approx(0.0, abs=1e-9)
     assert table[("taco", "hyperprior", "bpp_coded")]["bd_rate"] > 10
-    claim, _, measured, holds = fs.bd_claim(got, "rate")
-    assert "fewer bits" in claim and holds and "%" in measured
+    finding = fs.bd_finding(got, "rate")
+    assert finding["verdict"] == "ndic+opam needs fewer bits at equal quality" and finding["resolved"]
+    assert "%" in finding["measured"] and finding["comparison"].startswith("ndic+opam vs ndic+concat")
+    unresolved = {**got, "bd_rate_low": -1.0, "bd_rate_high": 2.0}
+    assert fs.bd_finding(unresolved, "rate")["verdict"].startswith("not resolved")
+    assert "| verdict |" in fs.format_findings([finding, fs.bd_finding(got, "quality")])
     md = fs.format_bd_table(fs.bd_table(lab, n_boot=50))
     assert md.count("\n") == 6 and "image bits alone" in md  # header, rule, 5 rows
     with pytest.raises(ValueError, match=r"unknown arm 'ndic\+sum'.*mdic\+opam/no_text"):
@@ -203,13 +207,14 @@ def test_label_rows_feed_the_ablation_bootstrap_unchanged():
         fs.label_rows([{"codec": "jpeg"}])
 
 
-def test_undefined_bd_becomes_a_claim_that_does_not_hold():
+def test_undefined_bd_becomes_an_undefined_finding_with_its_reason():
     rows = fs.label_rows(_rows("ndic", {"fusion": "concat"}, [0.02, 0.04], [20, 19])
                          + _rows("ndic", {"fusion": "opam"}, [0.02, 0.04], [20, 22]))
     row = fs.bd_table(rows, [("ndic+opam", "ndic+concat", "bpp_coded")], n_boot=50)[0]
     assert math.isnan(row["bd_rate"]) and "not strictly rising" in row["bd_rate_note"]
-    claim, _, measured, holds = fs.bd_claim(row, "rate")
-    assert claim.startswith("BD-rate of ndic+opam vs ndic+concat") and not holds and "undefined" in measured
+    finding = fs.bd_finding(row, "rate")
+    assert finding["measured"] == "n/a" and not finding["resolved"]
+    assert finding["verdict"].startswith("undefined:") and "not strictly rising" in finding["verdict"]
 
 
 def test_caption_accounting_recomputes_the_caption_bytes():

@@ -24,8 +24,9 @@ def _check(m, arms, taco):
         assert len(hits) == 1 and hits[0]["holds"], (start, hits)
     assert set(m["curves"]) == set(arms)
     assert ("ndic+opam", "ndic+concat") in {(r["test"], r["reference"]) for r in m["bd"]}
-    bd_claims = [c for c in claims if " vs " in c["claim"]]
-    assert len(bd_claims) == 2 * len(m["bd"])  # a BD-rate and a BD-quality claim per comparison
+    assert not [c for c in claims if " vs " in c["claim"]]  # BD results are findings with a verdict, not claims
+    assert len(m["bd_findings"]) == 2 * len(m["bd"])  # a BD-rate and a BD-quality finding per comparison
+    assert all(f["verdict"] for f in m["bd_findings"])
     assert m["trained_ndic_opam_consistency_range"][0] >= 0 and m["trained_ndic_opam_consistency_range"][1] <= 1 + 1e-6
     for key in ("synthetic", "motorcycle"):
         p = m["parallax"][key]

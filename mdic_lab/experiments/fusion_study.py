@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from mdic_lab.config import ConfigError
 
-__all__ = ["ARMS", "COMPARISONS", "RATE_KNOBS", "StereoPair", "arm_curves", "arm_of", "auc", "bd_claim",
+__all__ = ["ARMS", "COMPARISONS", "RATE_KNOBS", "StereoPair", "arm_curves", "arm_of", "auc", "bd_finding", "format_findings",
            "bd_table", "caption_accounting", "consistency_range", "disparity_accuracy",
            "disparity_from_attention", "format_bd_table", "fusion_sweep_spec", "label_rows",
            "motorcycle_pair", "ndic_fusion_attention", "parameter_free_opam", "patch_descriptors",
@@ -454,33 +454,42 @@ def bd_table(rows, comparisons=COMPARISONS, *, metric: str = "psnr", n_boot: int
     return table
 
 
-def bd_claim(row: dict, kind: str = "rate") -> tuple[str, str, str, bool]:
-    """A claim stating the sign of a measured BD as found: ``(claim, theory, measured, holds)``.
+def bd_finding(row: dict, kind: str = "rate") -> dict:
+    """What one BD of :func:`bd_table` shows, as a finding with a verdict (not a claim: no theory
+    fixes the sign of these comparisons at a given training budget).
 
-    The claim says which way the point estimate went; it holds when the bootstrap interval lies
-    entirely on that side of 0 (an interval that straddles 0 does not support either sign).
-    An undefined BD gives a claim that does not hold, with the reason.
+    Returns ``{"comparison", "kind", "measured", "verdict", "resolved"}``.  ``verdict``:
+    ``"<test> needs fewer / more bits at equal quality"`` (BD-rate) or ``"<test> has higher / lower
+    quality at equal rate"`` (BD-quality) when the 95 % bootstrap interval lies on one side of 0
+    (``resolved`` True); ``"not resolved at this budget (the interval holds 0)"`` when it straddles
+    0; ``"undefined: <reason>"`` when the curves do not allow a BD (e.g. rate ranges that do not
+    overlap).
     """
     key = "bd_rate" if kind == "rate" else "bd_quality"
     v, lo, hi = row.get(key, math.nan), row.get(f"{key}_low", math.nan), row.get(f"{key}_high", math.nan)
     rate = "caption bits counted" if row["rate"] == "bpp_coded" and row["test"] == "taco" else \
         ("image bits only" if row["rate"] == "bpp_image" else "coded bpp")
-    what = f"{row['test']} vs {row['reference']} ({rate}, {row['metric'].upper()})"
-    theory = "no sign predicted: the claim states the measured sign; it holds if the 95 % interval excludes 0"
+    out = {"comparison": f"{row['test']} vs {row['reference']} ({rate}, {row['metric'].upper()})",
+           "kind": f"BD-{kind}", "resolved": False}
     if not (isinstance(v, float) and math.isfinite(v)):
-        return (f"BD-{kind} of {what} is defined", "two overlapping monotone curves",
-                f"undefined: {row.get(f'{key}_note') or 'no value'}", False)
+        return {**out, "measured": "n/a", "verdict": f"undefined: {row.get(f'{key}_note') or 'no value'}"}
     if kind == "rate":
-        sign = "more" if v > 0 else "fewer"
-        claim = f"{what}: {row['test']} needs {sign} bits at equal quality (BD-rate {'>' if v > 0 else '<'} 0)"
         measured = f"{v:+.1f} % [{lo:+.1f}, {hi:+.1f}]"
+        side = f"{row['test']} needs {'more' if v > 0 else 'fewer'} bits at equal quality"
     else:
-        sign = "higher" if v > 0 else "lower"
-        claim = f"{what}: {row['test']} has {sign} quality at equal rate (BD-quality {'>' if v > 0 else '<'} 0)"
         measured = f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+        side = f"{row['test']} has {'higher' if v > 0 else 'lower'} quality at equal rate"
     measured += f", {row.get('n_images')} images × {row.get('n_seeds')} seed(s), {row.get('interpolant')}"
-    holds = math.isfinite(lo) and math.isfinite(hi) and ((lo > 0 and hi > 0) if v > 0 else (lo < 0 and hi < 0))
-    return claim, theory, measured, bool(holds)
+    resolved = math.isfinite(lo) and math.isfinite(hi) and ((lo > 0 and hi > 0) if v > 0 else (lo < 0 and hi < 0))
+    verdict = side if resolved else "not resolved at this budget (the interval holds 0)"
+    return {**out, "measured": measured, "verdict": verdict, "resolved": bool(resolved)}
+
+
+def format_findings(findings: list[dict]) -> str:
+    """:func:`bd_finding` results as a Markdown table: comparison · BD · measured · verdict."""
+    lines = ["| comparison | BD | measured [95 % CI] | verdict |", "|---|---|---|---|"]
+    lines += [f"| {f['comparison']} | {f['kind']} | {f['measured']} | {f['verdict']} |" for f in findings]
+    return "\n".join(lines)
 
 
 def caption_accounting(rows, *, image_size=(128, 256), split: str = "test", data_seed: int = 0) -> dict:
