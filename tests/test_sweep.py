@@ -298,3 +298,25 @@ def test_two_concurrent_sweeps_on_one_folder_run_each_cell_once(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["specs"]) == 1 and len(manifest["runs"]) == 2
     assert [r["status"] for r in _rows(out / "cells.csv")] == ["done"] * 4
+
+
+def test_a_list_of_grids_unites_their_cells_and_reads_back(tmp_path):
+    """Several grids ([[grid]] in TOML): the spec's cells are the union, duplicates dropped, in grid order;
+    the normalised spec reads back to the same cells; a bad grid is named by its index."""
+    one = {"codec": "ndic", "preset": "smoke", "rate_point": [0, 1], "overrides": {"steps": 3}}
+    bundle = {"codec": "ndic", "preset": "smoke", "rate_point": [0], "overrides": {"steps": 3, "lr": 0.002, "lmbda": 0.01}}
+    spec = load_spec({"name": "u", "grid": [one, bundle, one], "eval": {"limit": 2}})
+    singles = [load_spec({"name": "u", "grid": g, "eval": {"limit": 2}}).cells for g in (one, bundle)]
+    assert [c.cell_id for c in spec.cells] == [c.cell_id for c in singles[0] + singles[1]]
+    assert spec.cells[-1].overrides == {"lmbda": 0.01, "lr": 0.002, "steps": 3}  # the bundle: both fields at once
+    back = load_spec(spec.to_dict())
+    assert back.hash == spec.hash and [c.cell_id for c in back.cells] == [c.cell_id for c in spec.cells]
+    assert load_spec({"name": "u", "grid": [one], "eval": {"limit": 2}}).hash == \
+        load_spec({"name": "u", "grid": one, "eval": {"limit": 2}}).hash  # a list of one grid is that grid
+    toml = _toml(tmp_path / "u.toml", '[[grid]]\ncodec = "ndic"\npreset = "smoke"\n'
+                                      '[[grid]]\ncodec = "hyperprior"\npreset = "smoke"\n')
+    assert [c.codec for c in load_spec(toml).cells] == ["ndic", "hyperprior"]
+    with pytest.raises(SweepSpecError, match=r"'u, grid 1'.*unknown codec 'jpeg'"):
+        load_spec({"name": "u", "grid": [one, {"codec": "jpeg", "preset": "smoke"}]})
+    with pytest.raises(SweepSpecError, match="grid is an empty list"):
+        load_spec({"name": "u", "grid": []})

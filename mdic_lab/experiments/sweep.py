@@ -142,7 +142,8 @@ class SweepSpec:
 
     name: str
     data: str
-    grid: dict  # normalised: codec list; per-codec lists of presets, variants, rate points, seeds; overrides
+    grid: dict | list  # normalised: codec list; per-codec lists of presets, variants, rate points, seeds;
+    # overrides (a list of such grids: the cells are their union)
     eval: dict
     out: str | None = None
     description: str = ""
@@ -343,12 +344,18 @@ def _normalise_eval(name, ev) -> dict:
 
 
 def _expand(spec: SweepSpec) -> list[Cell]:
-    """Every grid point, resolved through the registry (errors name the cell), duplicates dropped."""
-    from mdic_lab.registry import get_codec
-
-    g = spec.grid
+    """Every grid point of every grid, resolved through the registry (errors name the cell), duplicates dropped."""
     cells, seen = [], set()
     extra = {"data": spec.data, "eval": spec.eval, **({"captioner": spec.captioner} if spec.captioner else {})}
+    for g in (spec.grid if isinstance(spec.grid, list) else [spec.grid]):
+        _expand_grid(spec, g, extra, cells, seen)
+    return cells
+
+
+def _expand_grid(spec: SweepSpec, g: dict, extra: dict, cells: list, seen: set) -> None:
+    """The cells of one normalised grid appended to ``cells`` (those already in ``seen`` left out)."""
+    from mdic_lab.registry import get_codec
+
     for codec in g["codec"]:
         entry = get_codec(codec)
         ov = g["overrides"][codec]
@@ -373,7 +380,6 @@ def _expand(spec: SweepSpec) -> list[Cell]:
                     if cell.cell_id not in seen:
                         seen.add(cell.cell_id)
                         cells.append(cell)
-    return cells
 
 
 def load_spec(path_or_dict) -> SweepSpec:
@@ -431,7 +437,15 @@ def load_spec(path_or_dict) -> SweepSpec:
         except ConfigError as exc:
             raise _err(name, f"[executor.{ex_name}]: {exc}") from None
     desc = raw.get("description", "")
-    spec = SweepSpec(name=name, data=data, grid=_normalise_grid(name, raw["grid"]),
+    grid = raw["grid"]
+    if isinstance(grid, list):  # several grids: the spec's cells are their union ([[grid]] in TOML)
+        if not grid:
+            raise _err(name, "grid is an empty list (give one [grid] table or several [[grid]] tables)")
+        grid = [_normalise_grid(f"{name}, grid {i}", g) for i, g in enumerate(grid)]
+        grid = grid[0] if len(grid) == 1 else grid
+    else:
+        grid = _normalise_grid(name, grid)
+    spec = SweepSpec(name=name, data=data, grid=grid,
                      eval=_normalise_eval(name, raw.get("eval")), out=out, description=str(desc),
                      executor=executor, source=source, captioner=captioner)
     spec.cells = _expand(spec)
