@@ -160,3 +160,40 @@ def test_table4_reuses_the_sweep_evaluation_at_the_models_own_steps(smoke_run, t
         assert decoded["num_inference_steps"] == own + 1 and "reused_from" not in decoded
     assert len(quality) == 2 * len(full) * p.n_test and len(timing) == 2 * len(full) * p.n_timing
     assert {r["num_inference_steps"] for r in quality} == {own, own + 1}
+
+
+def test_choices_add_their_own_cells_and_table_without_touching_tables_1_to_3(smoke_run, tmp_path):
+    """`choices`: the full model with one authors' choice switched at a time, a spec of its own added to
+    the run's folder; the "paper vs authors' choices" tables; Tables 1–3 and the figures' runs unchanged."""
+    import shutil
+
+    from mdic_lab.experiments.ablation import choice_overrides, choices_spec, run_ablation
+    from mdic_lab.experiments.sweep import load_spec
+
+    out, params, first = smoke_run
+    shutil.copytree(out / "sweep", tmp_path / "sweep")
+    p = AblationParams.for_preset("smoke", variants=params["variants"], backbone_root=params["backbone_root"],
+                                  output_dir=str(tmp_path), choices="g1_residual,sampler")
+    assert p.choices == ("g1_residual", "sampler")
+    res = run_ablation(p, progress=False)
+    assert len(res.sweep.done) == 0 and len(res.choices_sweep.done) == 4  # 2 choices × 2 rate points × 1 seed
+    for n in ("table1.csv", "table2.csv", "table3.csv"):  # the choices' "full" cells stay out of the ablation
+        assert (tmp_path / n).read_text() == (out / n).read_text(), n
+    assert len(res.claims) == len(first["claims"])  # the choices are findings: no claims
+    assert len(res.runs) == 6 and all(r["path"].name.split("-")[-1] in set(res.sweep.cells) for r in res.runs)
+    for kind in ("quality", "rate"):
+        t = res.tables[f"choices_{kind}"]
+        assert [r["method"] for r in t["rows"]] == ["MDIC as the run's profile", "+ g1_residual", "+ sampler"]
+        sampler = t["rows"][2]
+        assert isinstance(sampler["psnr"], float) or sampler["psnr"].startswith("n/a")
+        assert sampler["psnr_paper"] is None and "DDPM" in sampler["what"]
+    md = (tmp_path / "tables.md").read_text()
+    assert "Paper vs the authors' choices, one at a time (BD-quality)" in md and (tmp_path / "choices_rate.csv").is_file()
+    cells = [c for c in load_spec(choices_spec(p)).cells if c.overrides.get("sampler") == "ddpm"]
+    assert len(cells) == 2 and all(c.resolve().model.sampler == "ddpm" for c in cells)
+    # under the authors' profile a choice switches back to the paper's value
+    authors = AblationParams.for_preset("smoke", profile="authors", choices="all")
+    assert choice_overrides("g1_residual", authors) == {"g1_residual": True}
+    assert choice_overrides("g1_residual", p) == {"g1_residual": False}
+    with pytest.raises(ConfigError, match=r"unknown choice 'samplr'.*g1_residual"):
+        check_params(AblationParams.for_preset("smoke", output_dir=str(tmp_path / "x"), choices="samplr"))

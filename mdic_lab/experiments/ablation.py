@@ -64,6 +64,8 @@ class AblationParams:
     overrides: dict = field(default_factory=dict)  # any MDIC model / training config field, e.g. {"steps": 300}
     profile: str = "paper"  # MDIC as the paper describes it, or "authors": the published code's choices
     # (mdic_lab.models.mdic.config.PROFILES; docs/mdic_profiles.md); every cell of the run uses it
+    choices: tuple = ()  # authors' choices (PROFILE_CHOICES names, or "all") each switched alone on the full
+    # model: the "paper vs authors' choices" table (under profile "authors": each switched back to the paper's)
     backbone_root: str | None = None  # cache of pretrained small backbones (default ~/.cache/mdic_lab)
     boot_seed: int = 0  # seed of the bootstrap draws
 
@@ -74,11 +76,15 @@ class AblationParams:
 
         name = get_codec(CODEC).canonical_preset(preset)
         kw = {**PRESET_DEFAULTS.get(name, {}), **{k: v for k, v in changes.items() if v is not None}}
-        for key in ("variants", "rate_points", "seeds", "metrics", "timing_steps"):
+        for key in ("variants", "rate_points", "seeds", "metrics", "timing_steps", "choices"):
             if isinstance(kw.get(key), str):  # papermill -p passes text: "full,no_ts" or "[0, 1]"
                 kw[key] = _parse_list(kw[key])
             if kw.get(key) is not None:
                 kw[key] = tuple(kw[key])
+        if kw.get("choices") in (("all",), ["all"], "all"):
+            from mdic_lab.models.mdic.config import PROFILE_CHOICES
+
+            kw["choices"] = tuple(PROFILE_CHOICES)
         return cls(preset=name, **kw)
 
 
@@ -124,10 +130,13 @@ def check_params(params: AblationParams) -> dict:
     _check_ints("timing_steps", params.timing_steps, 1)
     for name in ("n_test", "n_timing", "n_boot", "batch_size"):
         _check_ints(name, [getattr(params, name)], 1)
-    from mdic_lab.models.mdic.config import PROFILES
+    from mdic_lab.models.mdic.config import PROFILE_CHOICES, PROFILES
 
     if params.profile not in PROFILES:
         raise ConfigError(f"unknown profile {params.profile!r} (expected one of: {', '.join(PROFILES)})")
+    for c in params.choices:
+        if c not in PROFILE_CHOICES:
+            raise ConfigError(f"unknown choice {c!r} (expected one of: {', '.join(PROFILE_CHOICES)}, or \"all\")")
     for m in params.metrics:
         if m not in KNOWN_METRICS:
             raise ConfigError(f"unknown metric {m!r} (expected one of: {', '.join(KNOWN_METRICS)})")
@@ -144,7 +153,12 @@ def check_params(params: AblationParams) -> dict:
         probe.unlink()
     except OSError as exc:
         raise PermissionError(f"output_dir {str(out)!r} cannot be written ({exc.strerror or exc})") from None
-    return sweep_spec(params)
+    spec = sweep_spec(params)
+    if params.choices:  # resolves every choice cell: a choice that cannot combine with the overrides stops here
+        from .sweep import load_spec
+
+        load_spec(choices_spec(params))
+    return spec
 
 
 def _uses_miou(params: AblationParams) -> bool:
@@ -158,7 +172,7 @@ def sweep_spec(params: AblationParams) -> dict:
     grid = {"codec": [CODEC], "preset": params.preset, "variant": variants,
             "rate_point": "all" if params.rate_points is None else list(params.rate_points),
             "seed": list(params.seeds)}
-    overrides = {**({"profile": params.profile} if params.profile != "paper" else {}), **params.overrides}
+    overrides = _base_overrides(params)
     if overrides:  # the profile first: explicit overrides then change single choices of it
         grid["overrides"] = {k: (v if isinstance(v, list) else [v]) for k, v in overrides.items()}
     spec = {"name": f"mdic-ablation-{params.preset}", "data": params.data, "grid": grid,
@@ -167,6 +181,43 @@ def sweep_spec(params: AblationParams) -> dict:
     if params.captioner:
         spec["captioner"] = params.captioner
     return spec
+
+
+def _base_overrides(params: AblationParams) -> dict:
+    """The overrides every cell of the run has: the profile first, then ``params.overrides``."""
+    return {**({"profile": params.profile} if params.profile != "paper" else {}), **params.overrides}
+
+
+def choice_overrides(choice: str, params: AblationParams) -> dict:
+    """The fields ``choice`` switches on the run's full model: the authors' values under the ``paper``
+    profile, the preset's own (the paper's) values under ``authors``
+    (:data:`mdic_lab.models.mdic.config.PROFILE_CHOICES`)."""
+    from mdic_lab.models.mdic.config import PROFILE_CHOICES, PROFILES, MDICConfig
+
+    if choice not in PROFILE_CHOICES:
+        raise ConfigError(f"unknown choice {choice!r} (expected one of: {', '.join(PROFILE_CHOICES)})")
+    fields = PROFILE_CHOICES[choice][0]
+    if params.profile == "paper":
+        return {f: PROFILES["authors"][f] for f in fields}
+    paper = MDICConfig.preset(params.preset)
+    return {f: getattr(paper, f) for f in fields}
+
+
+def choices_spec(params: AblationParams) -> dict | None:
+    """The sweep of the "paper vs authors' choices" table: one grid per choice (its fields switched
+    together on the full model, every rate point and seed of the run), or ``None`` without choices.
+    A spec of its own, added to the run's sweep folder beside the ablation's cells."""
+    if not params.choices:
+        return None
+    base = _base_overrides(params)
+    grids = []
+    for c in params.choices:
+        ov = {**base, **choice_overrides(c, params)}
+        grids.append({"codec": [CODEC], "preset": params.preset, "variant": ["full"],
+                      "rate_point": "all" if params.rate_points is None else list(params.rate_points),
+                      "seed": list(params.seeds), "overrides": {k: [v] for k, v in ov.items()}})
+    main = sweep_spec(params)
+    return {**main, "name": f"{main['name']}-choices", "grid": grids}
 
 
 def _quality_tag(steps: int) -> str:
@@ -279,33 +330,57 @@ class AblationResult:
     timing: list  # per-image rows of Table 4's times (n_timing pairs, one at a time, per step count)
     paths: list  # written files
     params: dict
+    runs: list = field(default_factory=list)  # the run's finished cells (path, codec, preset, variant, rate_point,
+    # seed), as ablation_figures.find_runs gives them, without the choices' cells
+    choices_sweep: object = None  # the SweepResult of the choices' cells (None without choices)
 
 
 def run_ablation(params: AblationParams, *, progress: bool = True) -> AblationResult:
     """Check, sweep, time, and write the tables (see the module docstring)."""
-    from .ablation_tables import ablation_table, read_images_csv, table4, table_claims, write_tables
-    from .sweep import load_spec, run_sweep
+    from .ablation_tables import ablation_table, choices_table, read_images_csv, table4, table_claims, write_tables
+    from .sweep import _overrides_text, load_spec, run_sweep
 
     spec = load_spec(check_params(params))
+    extra = choices_spec(params)
+    extra = load_spec(extra) if extra is not None else None
     out = Path(params.output_dir)
+    sweep_kw = dict(out=out / "sweep", executor=params.executor, workers=params.workers,
+                    backbone_root=params.backbone_root, progress=progress)
     segnet = _start_segnet(progress) if _uses_miou(params) else None
     try:
-        res = run_sweep(spec, out=out / "sweep", executor=params.executor, workers=params.workers,
-                        backbone_root=params.backbone_root, progress=progress)
+        res = run_sweep(spec, **sweep_kw)
+        if extra is not None:  # the choices' cells, a spec of their own in the same folder
+            res_choices = run_sweep(extra, add=True, **sweep_kw)
     finally:
         if segnet is not None:
             segnet.join()
     if segnet is not None and segnet.exitcode != 0:
         raise RuntimeError(f"training the segmentation net for mIoU failed (exit code {segnet.exitcode})")
-    images = read_images_csv(res.images_csv)
-    cells = read_images_csv(res.cells_csv)
+    last = res_choices if extra is not None else res
+    all_images = read_images_csv(last.images_csv)  # the cells of every spec of the folder
+    own = {c.cell_id for c in spec.cells}  # this run's ablation cells (not the choices' "full" cells)
+    images = [r for r in all_images if r["cell_id"] in own]
+    cells = [r for r in read_images_csv(last.cells_csv) if r["cell_id"] in own]
     quality, timing = steps_rows(out / "sweep", cells, params, progress=progress)
     kw = dict(metrics=params.metrics, n_boot=params.n_boot, seed=params.boot_seed, where={"codec": CODEC})
     tables = {name: ablation_table(images, name, **kw) for name in ("table1", "table2", "table3")}
     tables["table4"] = table4(quality, steps=params.timing_steps, reference_steps=max(params.timing_steps),
                               timing_rows=timing, **kw)
+    if params.choices:
+        from mdic_lab.models.mdic.config import PROFILE_CHOICES
+
+        chosen = [{"name": c, "what": PROFILE_CHOICES[c][1] if params.profile == "paper" else "the paper's choice",
+                   "select": {"variant": "full", "overrides": _overrides_text(
+                       {**_base_overrides(params), **choice_overrides(c, params)})}} for c in params.choices]
+        ref = {"variant": "full", "overrides": _overrides_text(_base_overrides(params))}
+        for kind in ("quality", "rate"):
+            t = choices_table(all_images, chosen, ref, kind=kind, **kw)
+            tables[t["name"]] = t
     paths = write_tables(out, tables)
-    return AblationResult(out, res, tables, table_claims(tables), images, quality, timing, paths, asdict(params))
+    runs = [{"path": out / "sweep" / c["dir"], "codec": c["codec"], "preset": c["preset"], "variant": c["variant"],
+             "rate_point": int(c["rate_point"]), "seed": int(c["seed"])} for c in cells if c["status"] == "done"]
+    return AblationResult(out, res, tables, table_claims(tables), images, quality, timing, paths, asdict(params),
+                          runs, last if extra is not None else None)
 
 
 def _train_segnet_job() -> None:

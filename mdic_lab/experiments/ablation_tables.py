@@ -45,7 +45,7 @@ METHODS = {"cubic": 4, "pchip": 2}
 
 __all__ = ["Columns", "METRICS", "METRIC_LABELS", "METRIC_WEIGHTS", "VARIANT_METHODS", "PAPER",
            "read_images_csv", "rd_curve", "choose_method", "bd_batch", "bootstrap_bd", "sign_agrees",
-           "ablation_table", "table4", "write_tables", "table_claims", "metric_unavailable"]
+           "ablation_table", "choices_table", "table4", "write_tables", "table_claims", "metric_unavailable"]
 
 #: metric column -> lower is better (LPIPS, DISTS: the BD-quality sign is flipped)
 METRICS = {"lpips": True, "dists": True, "psnr": False, "ms_ssim": False, "miou": False}
@@ -746,6 +746,45 @@ def ablation_table(rows, table: str = "table1", metrics=_PAPER_METRICS, *, n_boo
             "caption": _caption(table, spec["kind"], out_rows, n_boot, ci, log_rate, resampling), "rows": out_rows}
 
 
+def choices_table(rows, choices, reference: dict, metrics=_PAPER_METRICS, *, kind: str = "quality",
+                  n_boot: int = 1000, seed: int = 0, ci: float = 0.95, cols: Columns = Columns(),
+                  where: dict | None = None, log_rate: bool = True, method: str | None = None, weights_dir=None,
+                  hierarchical: bool = True, image_draws: str = "per_seed", title: str | None = None) -> dict:
+    """The "paper vs authors' choices" table: BD of each single choice switched on the full model.
+
+    ``choices``: dicts ``name`` (the choice), ``what`` (in words) and ``select`` (the ``{column:
+    value}`` filter of its cells, e.g. ``{"variant": "full", "overrides": "<json>"}``);
+    ``reference``: the filter of the full model's cells.  ``kind``: ``"quality"`` (Eq. 37,
+    positive = the choice does better) or ``"rate"`` (BD-rate %, positive = the choice needs
+    more bits).  The same hierarchical paired bootstrap as :func:`ablation_table` (same seeds and
+    images for both curves); no paper values (the paper has no such table), so no sign column
+    and no claims: each row is a finding, its interval says whether it is resolved.
+    """
+    if kind not in ("quality", "rate"):
+        raise ValueError(f"kind must be 'quality' or 'rate', got {kind!r}")
+    rows = list(rows)
+    out_rows = [{**_reference_row({"method": "MDIC as the run's profile", "variant": "full"}, metrics),
+                 "choice": "", "what": "the full model of the run (reference)"}]
+    for c in choices:
+        subset = _select(rows, _as_select(c["select"], cols, where)) + _select(rows, _as_select(reference, cols, where))
+        row = _bd_row(rows, {"method": f"+ {c['name']}", "variant": "full"}, reference, c["select"], metrics, kind,
+                      n_boot=n_boot, seed=seed, ci=ci, cols=cols, where=where, log_rate=log_rate, method=method,
+                      weights_dir=weights_dir, hierarchical=hierarchical, image_draws=image_draws, subset_rows=subset)
+        out_rows.append({**row, "choice": c["name"], "what": c.get("what", "")})
+    name = f"choices_{kind}"
+    what = "BD-rate (%, positive = the choice needs more bits)" if kind == "rate" else \
+        "BD-quality (Eq. 37 over log10 bpp; positive = the choice does better, LPIPS/DISTS sign flipped)"
+    covers = sorted({r["covers"] for r in out_rows if not r["reference"] and r.get("covers")})
+    interp = sorted({i for r in out_rows if r.get("interpolant") for i in str(r["interpolant"]).split("/")})
+    resampling = "seeds, then images within each seed" if hierarchical else "images only"
+    caption = (f"Each row switches one choice of the other profile on the run's full model (every rate point "
+               f"and seed of the run). {what}; {int(ci * 100)} % percentile intervals of a hierarchical paired "
+               f"bootstrap ({n_boot} resamples; {resampling}) over {', '.join(covers) or 'no data'}; interpolant: "
+               f"{', '.join(interp) or 'none'}. No paper values: the paper has no such table.")
+    return {"name": name, "kind": kind, "paper": False, "metrics": list(metrics), "caption": caption, "rows": out_rows,
+            "title": title or f"Paper vs the authors' choices, one at a time ({'BD-rate' if kind == 'rate' else 'BD-quality'})"}
+
+
 def _time_stats(values, ci: float = 0.95) -> dict:
     """Mean, sample std and the t-interval of the mean of per-image times."""
     from scipy import stats
@@ -862,7 +901,9 @@ def _md_table(table: dict) -> str:
     unit = " (%)" if table["kind"] == "rate" else ""
     mark = {True: "✓", False: "✗", None: "–"}
     head = ["Method"] + (["DS"] if table["name"] == "table4" else [])
-    head += [f"{METRIC_LABELS.get(m, m)}{unit}: ours [CI] · paper · sign" for m in metrics]
+    with_paper = table.get("paper", True)
+    head += [f"{METRIC_LABELS.get(m, m)}{unit}: " + ("ours [CI] · paper · sign" if with_paper else "ours [CI]")
+             for m in metrics]
     if table["name"] == "table4":
         head += ["Encoding (s): ours ± std [CI] · paper", "Decoding (s): ours ± std [CI] · paper"]
     lines = [f"### {table['title']}", "", table["caption"], "",
@@ -881,7 +922,8 @@ def _md_table(table: dict) -> str:
                     ours += "*"
                 if r.get(f"{m}_undefined_share"):
                     ours += f" ({100 * r[f'{m}_undefined_share']:.1f} % of resamples undefined)"
-            cells.append(f"{ours} · {_paper(r.get(f'{m}_paper'))} · {mark[r.get(f'{m}_sign_agrees')]}")
+            cells.append(f"{ours} · {_paper(r.get(f'{m}_paper'))} · {mark[r.get(f'{m}_sign_agrees')]}"
+                         if with_paper else ours)
         if table["name"] == "table4":
             for t in ("encode_s", "decode_s"):
                 if r.get(f"{t}_mean") is None:
@@ -893,7 +935,7 @@ def _md_table(table: dict) -> str:
                 cells.append(f"{ours} · {pp}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", ("\\* the interval excludes 0. Sign: ✓ ours has the paper's sign, ✗ the opposite, "
-                   "– not comparable (n/a or 0)."), ""]
+                   "– not comparable (n/a or 0)." if with_paper else "\\* the interval excludes 0."), ""]
     return "\n".join(lines)
 
 
@@ -934,6 +976,8 @@ def table_claims(tables):
 
     claims = Claims()
     for t in _as_tables(tables):
+        if not t.get("paper", True):  # a table of ours alone (the choices): findings, no paper sign to agree with
+            continue
         what = "BD-rate" if t["kind"] == "rate" else "BD-quality"
         unit = " %" if t["kind"] == "rate" else ""
         for r in t["rows"]:
