@@ -197,3 +197,19 @@ def test_choices_add_their_own_cells_and_table_without_touching_tables_1_to_3(sm
     assert choice_overrides("g1_residual", p) == {"g1_residual": False}
     with pytest.raises(ConfigError, match=r"unknown choice 'samplr'.*g1_residual"):
         check_params(AblationParams.for_preset("smoke", output_dir=str(tmp_path / "x"), choices="samplr"))
+
+
+def test_signs_by_profile_puts_runs_side_by_side(smoke_run):
+    from mdic_lab.experiments.ablation_tables import read_table_csv, signs_by_profile
+
+    out, _, _ = smoke_run
+    md = signs_by_profile({"paper profile": out, "again": out})
+    lines = md.splitlines()
+    assert lines[0] == "| table | method | metric | paper | paper profile | again |"
+    t1 = read_table_csv(out / "table1.csv")
+    no_zd = next(r for r in t1 if r["method"] == "w/o z_d")
+    row = next(ln for ln in lines if "| T1 | w/o z_d | PSNR |" in ln)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == no_zd["psnr_paper"] and cells[4] == cells[5] and cells[4][-1] in "✓✗–"
+    assert len(lines) == 2 + 6 * 2  # 6 ablation rows (T1–T3) × PSNR, MS-SSIM; the references left out
+    assert "| T1 | w/o (z_d + ẑ_xc) | PSNR | -8.6358 | n/a | n/a |" in lines  # not trained in this run

@@ -45,7 +45,7 @@ METHODS = {"cubic": 4, "pchip": 2}
 
 __all__ = ["Columns", "METRICS", "METRIC_LABELS", "METRIC_WEIGHTS", "VARIANT_METHODS", "PAPER",
            "read_images_csv", "rd_curve", "choose_method", "bd_batch", "bootstrap_bd", "sign_agrees",
-           "ablation_table", "choices_table", "table4", "write_tables", "table_claims", "metric_unavailable"]
+           "ablation_table", "choices_table", "read_table_csv", "signs_by_profile", "table4", "write_tables", "table_claims", "metric_unavailable"]
 
 #: metric column -> lower is better (LPIPS, DISTS: the BD-quality sign is flipped)
 METRICS = {"lpips": True, "dists": True, "psnr": False, "ms_ssim": False, "miou": False}
@@ -962,6 +962,45 @@ def write_tables(out_dir, tables) -> list[Path]:
     md += [_md_table(t) for t in tabs]
     paths.append(atomic_write_text(out_dir / "tables.md", "\n".join(md)))
     return paths
+
+
+def read_table_csv(path) -> list[dict]:
+    """A ``table<k>.csv`` / ``choices_<kind>.csv`` written by :func:`write_tables`, as rows of text."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def signs_by_profile(runs: dict, tables=("table1", "table2", "table3"), metrics=("psnr", "ms_ssim")) -> str:
+    """Tables 1–3 of several runs side by side (a Markdown table): which run's signs match the paper's.
+
+    ``runs``: ``{label: output_dir}`` of finished ablation runs (e.g. ``{"paper profile": ...,
+    "authors profile": ...}``).  One line per (table row, metric): the paper's value, then per
+    run our value with its interval, ``*`` where the interval excludes 0, and ✓ / ✗ whether the
+    sign agrees with the paper's (– n/a).
+    """
+    mark = {"True": "✓", "False": "✗"}
+    data = {label: {t: {r["method"]: r for r in read_table_csv(Path(d) / f"{t}.csv")} for t in tables}
+            for label, d in runs.items()}
+    head = ["table", "method", "metric", "paper"] + list(runs)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    first = next(iter(data.values()))
+    for t in tables:
+        for method, row in first[t].items():
+            if row.get("reference") == "True":
+                continue
+            for m in metrics:
+                cells = [t.replace("table", "T"), method, METRIC_LABELS.get(m, m), row.get(f"{m}_paper") or "–"]
+                for label in runs:
+                    r = data[label][t].get(method, {})
+                    v = r.get(m, "")
+                    if not v or v.startswith("n/a"):
+                        cells.append("n/a")
+                        continue
+                    text = f"{_fmt(float(v))} [{_fmt(float(r[f'{m}_ci_low']))}, {_fmt(float(r[f'{m}_ci_high']))}]"
+                    text += "*" if r.get(f"{m}_excludes_0") == "True" else ""
+                    cells.append(f"{text} {mark.get(r.get(f'{m}_sign_agrees'), '–')}")
+                lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table_claims(tables):
