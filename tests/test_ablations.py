@@ -213,3 +213,16 @@ def test_signs_by_profile_puts_runs_side_by_side(smoke_run):
     assert cells[3] == no_zd["psnr_paper"] and cells[4] == cells[5] and cells[4][-1] in "✓✗–"
     assert len(lines) == 2 + 6 * 2  # 6 ablation rows (T1–T3) × PSNR, MS-SSIM; the references left out
     assert "| T1 | w/o (z_d + ẑ_xc) | PSNR | -8.6358 | n/a | n/a |" in lines  # not trained in this run
+
+
+def test_a_choice_that_builds_the_reference_model_gets_no_cells():
+    """At lab, H_ax already keeps the full latent grid: side_full_grid would only repeat the reference."""
+    from mdic_lab.experiments.ablation import choice_is_noop, choices_spec
+    from mdic_lab.experiments.sweep import load_spec
+
+    lab = AblationParams.for_preset("lab", choices="side_full_grid,sampler", seeds=(0,))
+    assert choice_is_noop("side_full_grid", lab) and not choice_is_noop("sampler", lab)
+    assert not choice_is_noop("side_full_grid", AblationParams.for_preset("smoke"))
+    cells = load_spec(choices_spec(lab)).cells
+    assert len(cells) == 3 and all(c.overrides == {"sampler": "ddpm"} for c in cells)
+    assert choices_spec(AblationParams.for_preset("lab", choices="side_full_grid")) is None

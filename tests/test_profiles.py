@@ -354,3 +354,17 @@ def test_authors_profile_trains_resumes_codes_and_evaluates(tmp_path_factory, tm
         assert float(r["bpp_coded"]) > float(r["bpp_payload"]) > 0 and 0 < float(r["psnr"]) < 100
     again = evaluate_run(tmp_path / "sliced", limit=2, use_lpips=False, num_inference_steps=2, tag="again")
     assert again["psnr"] == summary["psnr"]  # the DDPM and mask noise come from the decoder's seed
+
+
+@pytest.mark.parametrize("profile", ["paper", "authors"])
+@torch.no_grad()
+def test_the_tour_decodes_as_decompress_does_in_both_profiles(profile):
+    """Notebook 08's trace_pair follows the model's own decoder: sampler, guidance and mask noise of the
+    profile included, so its reconstruction is model.decompress's with the same seed."""
+    from mdic_lab.models.mdic.tour import trace_pair
+
+    m = _model(**({"profile": "authors"} if profile == "authors" else {})).eval()
+    b = _batch(m.config, b=1)
+    t = trace_pair(m, b["left"][0], b["right"][0], b["caption"][0], seed=3, num_inference_steps=3)
+    x = m.decompress(m.compress(b["left"])["strings"], b["right"], b["caption"], seed=3, num_inference_steps=3)
+    assert torch.equal(t["reconstruction"], x[0]) and len(t["trajectory"]) == len(t["timesteps"]) == 3

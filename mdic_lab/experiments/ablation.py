@@ -203,15 +203,35 @@ def choice_overrides(choice: str, params: AblationParams) -> dict:
     return {f: getattr(paper, f) for f in fields}
 
 
+def choice_is_noop(choice: str, params: AblationParams) -> bool:
+    """True when ``choice`` builds the run's own full model at this preset (e.g. ``side_full_grid`` at
+    ``lab``, whose H_ax already keeps the full latent grid): its cells would only repeat the reference."""
+    from mdic_lab.models.mdic.config import MDICConfig
+
+    def behaviour(overrides):
+        cfg = MDICConfig.preset(params.preset, **overrides)
+        d = cfg.to_dict()
+        d.pop("profile", None)
+        d["hyper_downsample_y"] = cfg.side_downsample  # None means "as H_ax": compare the factor used
+        return d
+
+    model_fields = set(MDICConfig.field_names())
+    base = {k: v for k, v in _base_overrides(params).items() if k in model_fields}
+    return behaviour(base) == behaviour({**base, **choice_overrides(choice, params)})
+
+
 def choices_spec(params: AblationParams) -> dict | None:
     """The sweep of the "paper vs authors' choices" table: one grid per choice (its fields switched
     together on the full model, every rate point and seed of the run), or ``None`` without choices.
-    A spec of its own, added to the run's sweep folder beside the ablation's cells."""
-    if not params.choices:
+    A spec of its own, added to the run's sweep folder beside the ablation's cells.  A choice that
+    changes nothing at this preset (:func:`choice_is_noop`) gets no cells."""
+    if not params.choices or all(choice_is_noop(c, params) for c in params.choices):
         return None
     base = _base_overrides(params)
     grids = []
     for c in params.choices:
+        if choice_is_noop(c, params):
+            continue
         ov = {**base, **choice_overrides(c, params)}
         grids.append({"codec": [CODEC], "preset": params.preset, "variant": ["full"],
                       "rate_point": "all" if params.rate_points is None else list(params.rate_points),
@@ -371,7 +391,9 @@ def run_ablation(params: AblationParams, *, progress: bool = True) -> AblationRe
 
         chosen = [{"name": c, "what": PROFILE_CHOICES[c][1] if params.profile == "paper" else "the paper's choice",
                    "select": {"variant": "full", "overrides": _overrides_text(
-                       {**_base_overrides(params), **choice_overrides(c, params)})}} for c in params.choices]
+                       {**_base_overrides(params), **choice_overrides(c, params)})},
+                   "skip": f"n/a — builds the same model as the reference at preset {params.preset!r}"
+                   if choice_is_noop(c, params) else None} for c in params.choices]
         ref = {"variant": "full", "overrides": _overrides_text(_base_overrides(params))}
         for kind in ("quality", "rate"):
             t = choices_table(all_images, chosen, ref, kind=kind, **kw)

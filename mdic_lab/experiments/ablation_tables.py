@@ -753,7 +753,8 @@ def choices_table(rows, choices, reference: dict, metrics=_PAPER_METRICS, *, kin
     """The "paper vs authors' choices" table: BD of each single choice switched on the full model.
 
     ``choices``: dicts ``name`` (the choice), ``what`` (in words) and ``select`` (the ``{column:
-    value}`` filter of its cells, e.g. ``{"variant": "full", "overrides": "<json>"}``);
+    value}`` filter of its cells, e.g. ``{"variant": "full", "overrides": "<json>"}``), or ``skip``
+    (an "n/a — why" text: a row without numbers);
     ``reference``: the filter of the full model's cells.  ``kind``: ``"quality"`` (Eq. 37,
     positive = the choice does better) or ``"rate"`` (BD-rate %, positive = the choice needs
     more bits).  The same hierarchical paired bootstrap as :func:`ablation_table` (same seeds and
@@ -766,6 +767,13 @@ def choices_table(rows, choices, reference: dict, metrics=_PAPER_METRICS, *, kin
     out_rows = [{**_reference_row({"method": "MDIC as the run's profile", "variant": "full"}, metrics),
                  "choice": "", "what": "the full model of the run (reference)"}]
     for c in choices:
+        if c.get("skip"):  # e.g. a choice that builds the reference's own model at this preset
+            row = {"method": f"+ {c['name']}", "variant": "full", "reference": False}
+            for m in metrics:
+                row.update(_metric_cells(c["skip"], m, None))
+            out_rows.append({**row, "interpolant": None, "n_seeds": None, "n_images": None, "covers": None,
+                             "choice": c["name"], "what": c.get("what", "")})
+            continue
         subset = _select(rows, _as_select(c["select"], cols, where)) + _select(rows, _as_select(reference, cols, where))
         row = _bd_row(rows, {"method": f"+ {c['name']}", "variant": "full"}, reference, c["select"], metrics, kind,
                       n_boot=n_boot, seed=seed, ci=ci, cols=cols, where=where, log_rate=log_rate, method=method,

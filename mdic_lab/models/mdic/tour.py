@@ -3,8 +3,9 @@
 :func:`trace_pair` runs the encoder and the decoder of a trained :class:`MDIC` on one pair
 and returns every intermediate the paper's Fig. 4 names, as plain tensors: the latents
 ``z_Lx``, ``z_Ly`` (Eqs. 1–2), the transmitted indices and ẑ_x, the mask ``m_v`` (Eq. 8,
-inference: no Gumbel noise, no text), ``ẑ_xc`` (Eq. 13), ``z_d`` (Eq. 14), the DDIM
-trajectory of decoded x̂_0 predictions (Eq. 17) and the reconstruction (Eq. 18), plus the
+inference: no text; Gumbel noise only with ``mask_inference_noise``), ``ẑ_xc`` (Eq. 13),
+``z_d`` (Eq. 14), the trajectory of decoded x̂_0 predictions (Eq. 17; the model's sampler,
+DDIM or DDPM, with classifier-free guidance where its profile has it) and the reconstruction (Eq. 18), plus the
 bitstream and its coded size, and the main view through the frozen VAE alone,
 D_vae(E_vae(I_x)) (Eqs. 1 and 18 without coding: the best the decoder's latent space can draw).
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from .decoder import ddim_sample
+from .decoder import sample_latent, sampling_scheduler
+from .vmgm_ts import gumbel_noise
 
 __all__ = ["trace_pair"]
 
@@ -41,16 +43,23 @@ def trace_pair(model, left: torch.Tensor, right: torch.Tensor, caption: str, see
     strings = model.compress(x)["strings"]
     # ---- decoder ----
     idx = model.decode_indices(strings)
-    parts = model.decoder_side(model.vq.lookup(idx), y, [caption], stochastic=False)
-    visual, text = model.condition(parts)
-    steps = model.config.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
+    cfg = model.config
+    # the decoder as model.decompress runs it (same seeded stream: z_T, then any mask / DDPM noise),
+    # with the trajectory kept: the profile's sampler, guidance and mask noise included
     g = torch.Generator().manual_seed(int(seed))
-    c_lat = model.backbone.vae.config.latent_channels
-    z0, traj = ddim_sample(model.backbone.unet, model.backbone.scheduler, visual, text,
-                           (1, c_lat) + tuple(model.latent_grid), steps, g, return_trajectory=True,
-                           anchor=model.anchor(visual))
+    shape = (1, model.backbone.vae.config.latent_channels) + tuple(model.latent_grid)
+    noise = torch.randn(shape, generator=g)
+    mask_noise = gumbel_noise((1, 1) + tuple(model.side_grid), g) if cfg.mask_inference_noise else None
+    parts = model.decoder_side(model.vq.lookup(idx), y, [caption], stochastic=False, mask_noise=mask_noise)
+    visual, text = model.condition(parts)
+    uncond = (model.empty_text().expand_as(text)
+              if cfg.guidance_scale != 1.0 and cfg.use_text_condition else None)
+    steps = cfg.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
+    z0, traj = sample_latent(model.backbone.unet, model.backbone.scheduler, visual, text, shape, steps,
+                             sampler=cfg.sampler, generator=[g], noise=noise, return_trajectory=True,
+                             anchor=model.anchor(visual), uncond_text=uncond, guidance_scale=cfg.guidance_scale)
     dec = lambda z: ((model.backbone.decode_latent(z) + 1.0) / 2.0).clamp(0.0, 1.0)[0]
-    sched_steps = model.backbone.scheduler.__class__.from_config(model.backbone.scheduler.config)
+    sched_steps = sampling_scheduler(model.backbone.scheduler, cfg.sampler)
     sched_steps.set_timesteps(steps)
     mask = parts["mask"]
     return {
