@@ -321,12 +321,16 @@ class MDIC(nn.Module):
         if self.training:
             raise RuntimeError("call .eval() before compress()")
         _, _, vq_x = self.encode_x(images_x)
-        payloads = self.entropy_model.compress(vq_x.indices)
+        return {"strings": self.compress_indices(vq_x.indices), "shape": self.token_grid}
+
+    @torch.no_grad()
+    def compress_indices(self, indices: torch.Tensor) -> list:
+        """``(B, h, w)`` VQ indices of E(I_x) → one container string per image (range-coded, CRC)."""
+        payloads = self.entropy_model.compress(indices)
         mid = self.model_id
         # no shape fields: the model id (a hash of the config) already fixes the image size and
         # token grid, and every header byte counts in the coded bpp at these extremely low rates
-        strings = [pack(mid, {}, [p]) for p in payloads]
-        return {"strings": strings, "shape": self.token_grid}
+        return [pack(mid, {}, [p]) for p in payloads]
 
     @torch.no_grad()
     def decode_indices(self, strings) -> torch.Tensor:
