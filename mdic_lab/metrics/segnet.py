@@ -520,11 +520,17 @@ def _config(seed: int, steps: int | None, config: SegNetConfig | None) -> SegNet
 
 
 def load_segnet(cache_dir=None, seed: int = 0, steps: int | None = None,
-                config: SegNetConfig | None = None) -> SegNet:
-    """The cached net for this config and generator; :class:`MetricUnavailable` if not trained yet."""
+                config: SegNetConfig | None = None, wait: bool = False) -> SegNet:
+    """The cached net for this config and generator; :class:`MetricUnavailable` if not trained yet.
+
+    ``wait``: when the net is not cached, first wait for a process that is training it now (it
+    holds the cache entry's lock, see :func:`load_or_train_segnet`), then load what it saved."""
     cfg = _config(seed, steps, config)
     path = segnet_cache_path(cfg, cache_dir)
     net = _load(path, cfg)
+    if net is None and wait:
+        with _training_lock(path):
+            net = _load(path, cfg)
     if net is None:
         raise MetricUnavailable(
             f"no trained segmentation net for the synthetic world at {path} (or it was made for "

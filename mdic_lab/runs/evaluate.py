@@ -82,14 +82,17 @@ def _image_miou(segnet, x_hat, item) -> float:
 
 
 def semantic_net(wanted: bool):
-    """The cached segmentation net of the synthetic world if ``wanted`` and trained, else None (warned)."""
+    """The cached segmentation net of the synthetic world if ``wanted`` and trained, else None (warned).
+
+    A net that another process is training right now (the ablation trains it beside the sweep's
+    first cells) is waited for (:func:`mdic_lab.metrics.segnet.load_segnet` with ``wait``)."""
     if not wanted:
         return None
     from mdic_lab.metrics import MetricUnavailable
     from mdic_lab.metrics.segnet import load_segnet
 
     try:
-        return load_segnet()
+        return load_segnet(wait=True)
     except MetricUnavailable as err:
         import logging
 
