@@ -296,7 +296,7 @@ def steps_rows(sweep_out, cells_rows, params: AblationParams, progress: bool = T
     from .executors import make_executor
 
     cells = [c for c in cells_rows if c["variant"] == "full" and c["status"] == "done"]
-    plan, pending = [], []  # plan: (cell, steps, tag, out-list); pending: evaluations to run
+    plan, pending = [], []  # plan: (cell, run dir, steps, tag, kind) per row set; pending: evaluations to run
     for cell in cells:
         rd = RunDir(Path(sweep_out) / "cells" / Path(cell["dir"]).name)
         main_steps = _main_eval_steps(rd)
@@ -420,9 +420,10 @@ def _start_segnet(progress: bool):
     evaluations wait for it (:func:`mdic_lab.metrics.segnet.load_or_train_segnet` locks the cache
     entry) instead of the whole sweep waiting before its first cell.  Returns the process or ``None``."""
     import multiprocessing
+    import time
 
     from mdic_lab.metrics.errors import MetricUnavailable
-    from mdic_lab.metrics.segnet import load_segnet
+    from mdic_lab.metrics.segnet import load_segnet, segnet_is_training
 
     try:
         load_segnet()
@@ -433,6 +434,8 @@ def _start_segnet(progress: bool):
         print("training the segmentation net of the mIoU column once (≈ 3 min of one core) beside the first cells")
     proc = multiprocessing.get_context("spawn").Process(target=_train_segnet_job, name="segnet", daemon=True)
     proc.start()
+    while proc.is_alive() and not segnet_is_training():  # until it holds the lock the evaluations wait on
+        time.sleep(0.2)
     return proc
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "train_segnet",
     "load_or_train_segnet",
     "load_segnet",
+    "segnet_is_training",
     "segment",
     "reconstruction_miou",
     "clean_miou",
@@ -581,6 +582,26 @@ def load_or_train_segnet(cache_dir=None, seed: int = 0, steps: int | None = None
         _save(net, path)
     net.report["path"] = str(path)
     return net
+
+
+def segnet_is_training(cache_dir=None, seed: int = 0, steps: int | None = None,
+                       config: SegNetConfig | None = None) -> bool:
+    """True while a process holds the cache entry's training lock (see :func:`load_or_train_segnet`)."""
+    path = segnet_cache_path(_config(seed, steps, config), cache_dir)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    if not lock.is_file():
+        return False
+    with open(lock) as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
 
 
 @contextlib.contextmanager
