@@ -587,8 +587,7 @@ def load_or_train_segnet(cache_dir=None, seed: int = 0, steps: int | None = None
 def segnet_is_training(cache_dir=None, seed: int = 0, steps: int | None = None,
                        config: SegNetConfig | None = None) -> bool:
     """True while a process holds the cache entry's training lock (see :func:`load_or_train_segnet`)."""
-    path = segnet_cache_path(_config(seed, steps, config), cache_dir)
-    lock = path.with_name(path.name + ".lock")
+    lock = _lock_path(segnet_cache_path(_config(seed, steps, config), cache_dir))
     try:
         import fcntl
     except ImportError:
@@ -604,6 +603,11 @@ def segnet_is_training(cache_dir=None, seed: int = 0, steps: int | None = None,
         return False
 
 
+def _lock_path(path: Path) -> Path:
+    """``<model.pt>.lock``: the file the trainer of a cache entry locks (and the probe looks at)."""
+    return path.with_name(path.name + ".lock")
+
+
 @contextlib.contextmanager
 def _training_lock(path: Path):
     """An exclusive ``fcntl`` lock on ``<path>.lock``: processes that need the same net (the cells of a
@@ -615,7 +619,7 @@ def _training_lock(path: Path):
     except ImportError:  # not POSIX: no lock, at worst two processes train the same net
         yield
         return
-    with open(path.with_name(path.name + ".lock"), "a") as fh:
+    with open(_lock_path(path), "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
