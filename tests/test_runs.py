@@ -158,6 +158,33 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, backbone_root, codec, st
         assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(every // 2, steps + 1, every // 2))
 
 
+def test_death_between_metrics_and_checkpoint_loses_no_log_row(tmp_path, backbone_root, monkeypatch):
+    """The window the SIGKILL test hits only by chance: the process dies between the two writes
+    of a save (metrics.csv and checkpoint.pt); the resumed run still logs every step once."""
+    run = resolve("ndic", "smoke", overrides={"steps": 6, "ckpt_every": 2, "log_every": 1})
+    real = {"save_checkpoint": RunDir.save_checkpoint, "write_metrics": RunDir.write_metrics}
+    done = []
+
+    def dying(name):
+        def write(self, *args):
+            if len(done) == 3:  # the second save has made its first write: die before its second
+                raise KeyboardInterrupt("killed")
+            real[name](self, *args)
+            done.append(name)
+        return write
+
+    for name in real:
+        monkeypatch.setattr(RunDir, name, dying(name))
+    with pytest.raises(KeyboardInterrupt):
+        train_run(run, tmp_path / "r", progress=False, backbone_root=backbone_root)
+    for name, fn in real.items():
+        monkeypatch.setattr(RunDir, name, fn)
+    assert 0 < _checkpoint_step(tmp_path / "r") < 6
+    train_run(run, tmp_path / "r", progress=False, backbone_root=backbone_root)
+    with open(tmp_path / "r" / "metrics.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, 7))
+
+
 @pytest.mark.parametrize("codec", list(CODECS))
 def test_batched_evaluation_decodes_each_image_as_alone(tmp_path, backbone_root, codec):
     run = resolve(codec, "smoke", overrides={"steps": 2})

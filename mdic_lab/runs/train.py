@@ -184,11 +184,11 @@ def train_run(run, out_dir, *, dataset=None, data="synthetic", captioner=None, c
                 from accelerate.utils import gather_object
 
                 states = gather_object(states)
-            if main:
+            if main:  # metrics first: a kill between the two leaves rows past the checkpoint, which a resume drops
+                rd.write_metrics(rows, fields)
                 rd.save_checkpoint({"codec": run.codec, "model": hooks.model_state(core), "optimizer": opt.state_dict(),
                                     "scheduler": sched.state_dict(), "step": step, "elapsed_s": elapsed,
                                     "rng": states})
-                rd.write_metrics(rows, fields)
 
         accelerator.wait_for_everyone()
         had_checkpoint = rd.has_checkpoint()  # decided before any save, identically on every process
