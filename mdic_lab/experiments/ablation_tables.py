@@ -700,16 +700,27 @@ def _reference_row(paper_row, metrics) -> dict:
     return row
 
 
-def _caption(name, kind, rows_out, n_boot, ci, log_rate, resampling):
+def _intervals_text(rows_out, n_boot, ci, hierarchical) -> str:
+    """What a BD table's intervals are: the bootstrap, the data they cover, the interpolant."""
     covers = sorted({r["covers"] for r in rows_out if not r["reference"] and r.get("covers")})
     interp = sorted({i for r in rows_out if r.get("interpolant") for i in str(r["interpolant"]).split("/")})
-    what = "BD-rate (%, log-rate Bjøntegaard; lower = fewer bits than the reference)" if kind == "rate" else \
-        (f"BD-quality (Eq. 37 over {'log10 bpp' if log_rate else 'bpp'}; positive = better than the reference, "
-         "LPIPS/DISTS sign flipped)")
-    return (f"{PAPER[name]['title']}. Ours: {what}; {int(ci * 100)} % percentile intervals of a "
-            f"hierarchical paired bootstrap ({n_boot} resamples; {resampling}) over "
-            f"{', '.join(covers) or 'no data'}; interpolant: {', '.join(interp) or 'none'} "
-            "(cubic with ≥ 4 rate points per curve, else pchip).")
+    resampling = "seeds, then images within each seed" if hierarchical else "images only"
+    return (f"{int(ci * 100)} % percentile intervals of a hierarchical paired bootstrap ({n_boot} resamples; "
+            f"{resampling}) over {', '.join(covers) or 'no data'}; interpolant: {', '.join(interp) or 'none'} "
+            "(cubic with ≥ 4 rate points per curve, else pchip)")
+
+
+def _bd_what(kind, log_rate, subject) -> str:
+    """What a BD number means, ``subject`` the curve compared with the reference."""
+    if kind == "rate":
+        return f"BD-rate (%, log-rate Bjøntegaard; positive = {subject} needs more bits than the reference)"
+    return (f"BD-quality (Eq. 37 over {'log10 bpp' if log_rate else 'bpp'}; positive = {subject} does better "
+            "than the reference, LPIPS/DISTS sign flipped)")
+
+
+def _caption(name, kind, rows_out, n_boot, ci, log_rate, hierarchical):
+    return f"{PAPER[name]['title']}. Ours: {_bd_what(kind, log_rate, 'the method')}; " \
+           f"{_intervals_text(rows_out, n_boot, ci, hierarchical)}."
 
 
 def ablation_table(rows, table: str = "table1", metrics=_PAPER_METRICS, *, n_boot: int = 1000, seed: int = 0,
@@ -741,9 +752,8 @@ def ablation_table(rows, table: str = "table1", metrics=_PAPER_METRICS, *, n_boo
                                 ci=ci, cols=cols, where=where, log_rate=log_rate, method=method,
                                 weights_dir=weights_dir, hierarchical=hierarchical, image_draws=image_draws,
                                 subset_rows=subset))
-    resampling = "seeds, then images within each seed" if hierarchical else "images only"
     return {"name": table, "kind": spec["kind"], "title": spec["title"], "metrics": list(metrics),
-            "caption": _caption(table, spec["kind"], out_rows, n_boot, ci, log_rate, resampling), "rows": out_rows}
+            "caption": _caption(table, spec["kind"], out_rows, n_boot, ci, log_rate, hierarchical), "rows": out_rows}
 
 
 def choices_table(rows, choices, reference: dict, metrics=_PAPER_METRICS, *, kind: str = "quality",
@@ -780,15 +790,9 @@ def choices_table(rows, choices, reference: dict, metrics=_PAPER_METRICS, *, kin
                       weights_dir=weights_dir, hierarchical=hierarchical, image_draws=image_draws, subset_rows=subset)
         out_rows.append({**row, "choice": c["name"], "what": c.get("what", "")})
     name = f"choices_{kind}"
-    what = "BD-rate (%, positive = the choice needs more bits)" if kind == "rate" else \
-        "BD-quality (Eq. 37 over log10 bpp; positive = the choice does better, LPIPS/DISTS sign flipped)"
-    covers = sorted({r["covers"] for r in out_rows if not r["reference"] and r.get("covers")})
-    interp = sorted({i for r in out_rows if r.get("interpolant") for i in str(r["interpolant"]).split("/")})
-    resampling = "seeds, then images within each seed" if hierarchical else "images only"
     caption = (f"Each row switches one choice of the other profile on the run's full model (every rate point "
-               f"and seed of the run). {what}; {int(ci * 100)} % percentile intervals of a hierarchical paired "
-               f"bootstrap ({n_boot} resamples; {resampling}) over {', '.join(covers) or 'no data'}; interpolant: "
-               f"{', '.join(interp) or 'none'}. No paper values: the paper has no such table.")
+               f"and seed of the run). {_bd_what(kind, log_rate, 'the choice')}; "
+               f"{_intervals_text(out_rows, n_boot, ci, hierarchical)}. No paper values: the paper has no such table.")
     return {"name": name, "kind": kind, "paper": False, "metrics": list(metrics), "caption": caption, "rows": out_rows,
             "title": title or f"Paper vs the authors' choices, one at a time ({'BD-rate' if kind == 'rate' else 'BD-quality'})"}
 
@@ -849,8 +853,7 @@ def table4(rows, metrics=_PAPER_METRICS, *, steps=(5, 10), reference_steps: int 
             pv = pr.get(name)
             row[f"{name}_paper"], row[f"{name}_paper_pm"] = (pv if pv is not None else (None, None))
         out_rows.append(row)
-    caption = _caption("table4", "quality", out_rows, n_boot, ci, log_rate,
-                       "seeds, then images within each seed" if hierarchical else "images only")
+    caption = _caption("table4", "quality", out_rows, n_boot, ci, log_rate, hierarchical)
     caption += (f" Times: seconds per image on this machine, mean ± std, {int(ci * 100)} % t-interval of the mean "
                 "over all image rows (seeds and rate points pooled); the paper's ± is printed beside.")
     return {"name": "table4", "kind": "quality", "title": PAPER["table4"]["title"], "metrics": list(metrics),
