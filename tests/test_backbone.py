@@ -290,3 +290,35 @@ def test_remake_command_pretrains_and_exports_smoke(tmp_path, capsys):
 
         export_backbone(tmp_path / "cache" / backbone_key(smoke, "smoke"), tmp_path / "x",
                         config=smoke.replace(vae_latent_channels=8))
+
+
+def test_latent_bank_encodes_a_training_set_once_per_process(tmp_path, monkeypatch):
+    """A sweep worker's next cell reuses the frozen VAE's latents of the same pairs (bit-identical);
+    another VAE, other pairs or another thread count encode again."""
+    from mdic_lab.models.mdic.pretrain import load_or_pretrain_backbone
+    from mdic_lab.runs import data as bank_data
+
+    g = torch.Generator().manual_seed(0)
+    pairs = [{"left": torch.rand(3, 128, 256, generator=g), "right": torch.rand(3, 128, 256, generator=g),
+              "caption": "a car"} for _ in range(3)]
+    calls = []
+
+    def counted(bb):
+        real = bb.encode_image
+        monkeypatch.setattr(bb, "encode_image", lambda x: calls.append(len(x)) or real(x))
+        return bb
+
+    monkeypatch.setattr(bank_data, "_LATENT_MEMO", {})
+    first = bank_data.LatentBank(pairs, counted(load_or_pretrain_backbone(LAB, "lab", root=tmp_path, progress=False)))
+    n_first = len(calls)
+    again = bank_data.LatentBank(pairs, counted(load_or_pretrain_backbone(LAB, "lab", root=tmp_path, progress=False)))
+    assert n_first == 2 and len(calls) == n_first  # a freshly loaded copy of the same VAE: no encoding
+    assert torch.equal(first.z_left, again.z_left) and torch.equal(first.z_right, again.z_right)
+    other = load_or_pretrain_backbone(LAB, "lab", root=tmp_path, progress=False)
+    with torch.no_grad():
+        next(other.vae.parameters()).add_(1e-3)
+    other = counted(other)
+    bank_data.LatentBank(pairs, other)
+    assert len(calls) == n_first + 2
+    bank_data.LatentBank(pairs[:2], other)
+    assert len(calls) == n_first + 4
