@@ -78,10 +78,10 @@ _LATENT_MEMO: dict = {}
 
 
 def _latent_key(backbone, left: torch.Tensor, right: torch.Tensor, batch: int) -> tuple:
-    """The VAE's weights, both views' bytes, the batch and the thread count (bit-identical latents)."""
+    """The VAE's weights (dtype, device), both views' bytes, the batch and the thread count (bit-identical latents)."""
     h = hashlib.sha256(repr(float(backbone.latent_scale)).encode())
     for name, t in sorted(backbone.vae.state_dict().items()):
-        h.update(name.encode())
+        h.update(f"{name}|{t.dtype}|{t.device}".encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     for t in (left, right):
         h.update(str(tuple(t.shape)).encode())
