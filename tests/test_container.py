@@ -157,3 +157,15 @@ def test_fingerprint_depends_on_weights():
     assert a != b and a.startswith("m@") and len(a) == 2 + 16
     with pytest.raises(ValueError, match="model name"):
         model_fingerprint("a@b")
+
+
+def test_fingerprint_of_torch_weights_any_dtype():
+    """Torch tensors hash as their numpy twins; bfloat16 (which numpy lacks) by its bytes and its name."""
+    import torch
+
+    w = torch.tensor([0.5, 1.0, -2.0])
+    assert model_fingerprint("m", None, {"w": w}) == model_fingerprint("m", None, {"w": w.numpy()})
+    bf = model_fingerprint("m", None, {"w": w.to(torch.bfloat16)})
+    assert bf != model_fingerprint("m", None, {"w": w}) and bf != model_fingerprint("m", None, {"w": w.half()})
+    assert bf != model_fingerprint("m", None, {"w": (w + 1).to(torch.bfloat16)})
+    assert bf == model_fingerprint("m", None, {"w": w.clone().to(torch.bfloat16)})

@@ -127,7 +127,14 @@ def model_fingerprint(name: str, config=None, state_dict=None, digits: int = 16)
         for key in sorted(state_dict):
             t = state_dict[key]
             if hasattr(t, "detach"):
-                t = t.detach().cpu().contiguous().numpy()
+                t = t.detach().cpu().contiguous()
+                if str(t.dtype) == "torch.bfloat16":  # numpy has no bfloat16: its bytes, named as such
+                    import torch
+
+                    h.update(f"{key}|bfloat16|{tuple(t.shape)}".encode())
+                    h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+                    continue
+                t = t.numpy()
             a = np.ascontiguousarray(t)
             h.update(f"{key}|{a.dtype.str}|{a.shape}".encode())
             h.update(a.tobytes())

@@ -78,15 +78,18 @@ _LATENT_MEMO: dict = {}
 
 
 def _latent_key(backbone, left: torch.Tensor, right: torch.Tensor, batch: int) -> tuple:
-    """The VAE's weights (dtype, device), both views' bytes, the batch and the thread count (bit-identical latents)."""
-    h = hashlib.sha256(repr(float(backbone.latent_scale)).encode())
-    for name, t in sorted(backbone.vae.state_dict().items()):
-        h.update(f"{name}|{t.dtype}|{t.device}".encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    """The VAE (weights, latent scale, device), both views' bytes, the batch and the thread count:
+    what makes the latents bit-identical."""
+    from mdic_lab.coding.container import model_fingerprint
+
+    vae = model_fingerprint("vae", {"latent_scale": float(backbone.latent_scale),
+                                    "device": str(next(backbone.vae.parameters()).device)},
+                            backbone.vae.state_dict(), digits=64)
+    h = hashlib.sha256()
     for t in (left, right):
         h.update(str(tuple(t.shape)).encode())
         h.update(t.contiguous().numpy().tobytes())
-    return h.hexdigest(), batch, torch.get_num_threads()
+    return vae, h.hexdigest(), batch, torch.get_num_threads()
 
 
 def crop_pairs(bank: PairBank, idx, crop, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
