@@ -67,6 +67,17 @@ def test_streaming_autoregressive_decoder():
     assert out == x
 
 
+def test_decode_categorical_each_advances_several_streams_together():
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(6), size=(4, 50))  # stream r, position t
+    syms = np.array([[rng.choice(6, p=probs[r, t]) for t in range(50)] for r in range(4)])
+    decs = [StreamDecoder(encode_categorical(syms[r], probs[r])) for r in range(4)]
+    out = np.stack([StreamDecoder.decode_categorical_each(decs, probs[:, t]) for t in range(50)], axis=1)
+    assert np.array_equal(out, syms)
+    with pytest.raises(ValueError, match="one row per symbol"):
+        StreamDecoder.decode_categorical_each(decs, probs[:3, 0])
+
+
 def test_mixed_stream_order():
     rng = np.random.default_rng(2)
     s1, p1 = _sample_categorical(rng, 100, 7)

@@ -264,6 +264,57 @@ def test_entropy_model_is_causal():
     assert not torch.equal(la[7:], lb[7:])
 
 
+def _busy_entropy_model(seed=4, num_tokens=40):
+    """A lab-sized (d = 64, 2 layers, 4 heads) entropy model with weights far from uniform output."""
+    torch.manual_seed(seed)
+    em = AREntropyModel(num_codes=16, num_tokens=num_tokens, d_model=64, layers=2, heads=4).eval()
+    with torch.no_grad():
+        for p in em.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return em
+
+
+def test_batched_stepper_rows_do_not_depend_on_the_batch():
+    """The coder's determinism across batches: a row's probabilities are bit-identical alone and in any batch."""
+    from mdic_lab.models.mdic.entropy_model import ARStepper
+
+    em = _busy_entropy_model()
+    rng = np.random.default_rng(0)
+    toks = rng.integers(0, 16, size=(7, em.num_tokens))
+
+    def run(rows):
+        st, out = ARStepper(em, batch=len(rows)), []
+        for i in range(em.num_tokens):
+            out.append(st.probs(i))
+            st.feed(toks[rows, i])
+        return np.stack(out, axis=1)  # (B, N, K)
+
+    together = run(np.arange(7))
+    assert together.shape == (7, em.num_tokens, 16)
+    assert np.allclose(together.sum(-1), 1.0)
+    for r in (0, 3, 6):
+        assert np.array_equal(run(np.array([r]))[0], together[r])  # alone
+    mixed = run(np.array([6, 6, 2, 0]))  # other neighbours, repeated rows, another batch size
+    for k, r in enumerate((6, 6, 2, 0)):
+        assert np.array_equal(mixed[k], together[r])
+    st = ARStepper(em, batch=2)
+    with pytest.raises(ValueError, match="2 token"):
+        st.feed([1, 2, 3])
+    with pytest.raises(ValueError, match="batch"):
+        ARStepper(em, batch=0)
+
+
+def test_compress_in_batches_gives_the_bytes_of_each_image_alone(monkeypatch):
+    em = _busy_entropy_model(num_tokens=24)
+    idx = torch.randint(0, 16, (5, 4, 6), generator=torch.Generator().manual_seed(2))
+    alone = [em.compress(idx[i:i + 1])[0] for i in range(5)]
+    assert em.compress(idx) == alone
+    monkeypatch.setattr(AREntropyModel, "CODING_BATCH", 2)  # chunks of 2, 2, 1
+    assert em.compress(idx) == alone
+    assert torch.equal(em.decompress(alone, (4, 6)), idx)
+    assert torch.equal(em.decompress(alone[3], (4, 6)), idx[3:4])  # one stream of a batch decodes alone
+
+
 def test_entropy_model_refuses_train_mode_and_bad_indices():
     em = AREntropyModel(num_codes=8, num_tokens=4, d_model=8, layers=1, heads=2)
     with pytest.raises(RuntimeError, match="eval"):

@@ -332,6 +332,25 @@ class StreamDecoder:
         _check_decoded(s, 0, k - 1, "categorical symbol")
         return s
 
+    @staticmethod
+    def decode_categorical_each(decoders, probs) -> np.ndarray:
+        """One symbol from each stream: ``decoders[r]`` decodes with row ``r`` of ``probs (R, K)``.
+
+        The same as ``[d.decode_categorical(probs[r:r + 1])[0] for r, d in enumerate(decoders)]``
+        with the rows checked once (a batched autoregressive decoder advancing R streams one
+        position together).  Returns int64 ``(R,)``.
+        """
+        p = _probs(probs, len(decoders))
+        k = p.shape[1]
+        out = np.zeros(len(decoders), dtype=np.int64)
+        if k == 1:
+            return out
+        model = _model.Categorical(perfect=False)
+        for r, dec in enumerate(decoders):
+            out[r] = dec._decode("categorical symbols", model, p[r:r + 1])[0]
+            _check_decoded(out[r:r + 1], 0, k - 1, f"categorical symbol of stream {r}")
+        return out
+
     def decode_gaussian(self, means, scales, *, bound=DEFAULT_BOUND,
                         distribution="gaussian", scale_min=DEFAULT_SCALE_MIN) -> np.ndarray:
         """Decode symbols written by :meth:`StreamEncoder.encode_gaussian` (same arguments)."""

@@ -9,11 +9,13 @@ bitstream with :mod:`mdic_lab.coding.arithmetic` from the same probabilities, an
 
 Determinism: the coder needs bit-identical probabilities at both ends.  Both ends compute
 ``p(· | k_<i)`` with the same incremental procedure (:class:`ARStepper`): position by
-position, batch size 1, float32, eval mode, with the keys and values of the earlier
-positions cached (a KV cache), so coding ``N`` indices costs ``O(N²·d)`` instead of the
-``O(N³·d)`` of one full causal pass per position.  At the encoder the fed tokens are the
-true ones; at the decoder the decoded ones, equal by induction; the same operations on the
-same values give identical probabilities bit for bit.  :meth:`AREntropyModel.step_probs`
+position, float32, eval mode, with the keys and values of the earlier positions cached (a
+KV cache), so coding ``N`` indices costs ``O(N²·d)`` instead of the ``O(N³·d)`` of one full
+causal pass per position.  At the encoder the fed tokens are the true ones; at the decoder
+the decoded ones, equal by induction; the same operations on the same values give identical
+probabilities bit for bit.  Up to :attr:`AREntropyModel.CODING_BATCH` images advance together
+(one row each); every operation is per row, so a row's probabilities do not depend on the
+batch it was coded in (see :class:`ARStepper`).  :meth:`AREntropyModel.step_probs`
 (one full causal pass) computes the same distribution up to float rounding and is kept as
 the reference the stepper is tested against.
 """
@@ -74,21 +76,38 @@ class ARStepper:
     small matrix-vector products, where a torch call per operation would cost more in dispatch
     than in arithmetic.
 
+    ``batch`` sequences advance together, one row each, so the per-operation dispatch is paid
+    once per position for all of them.  A row's probabilities are bit-identical whatever the
+    batch size and whatever the other rows hold (tested), because every operation is computed
+    per row with the same inner shapes: matrix products are *stacked* ``(B, 1, d) @ (d, n)``
+    (NumPy calls BLAS once per row with the row's own shape, never one ``(B, d)`` GEMM whose
+    blocking depends on ``B``), attention is ``einsum`` reducing over the head dimension or
+    the past positions of the row, and reductions run along the last axis of each row.  So an
+    image coded in a batch of 8 decodes alone, and the stepper is bit-identical to the
+    one-sequence version earlier bitstreams were written with.
+
     >>> m = AREntropyModel(num_codes=4, num_tokens=6, d_model=8, layers=1, heads=2).eval()
     >>> st = ARStepper(m)
     >>> p0 = st.probs(0); st.feed(2); p1 = st.probs(1)
     >>> bool(np.allclose(p1, m.step_probs([2], 1), atol=1e-6)), p0.shape
     (True, (1, 4))
+    >>> two = ARStepper(m, batch=2); _ = two.probs(0); two.feed([2, 3])
+    >>> bool(np.array_equal(two.probs(1)[:1], p1))
+    True
     """
 
-    def __init__(self, model: "AREntropyModel"):
+    def __init__(self, model: "AREntropyModel", batch: int = 1):
         from scipy.special import erf  # the exact GELU of every position (imported once per stepper)
+
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive int, got {batch!r}")
 
         def a(t):
             return t.detach().cpu().float().numpy().copy()
 
         self._erf = erf
         self.start = model.start
+        self.batch = batch
         self.tok_emb, self.pos_emb = a(model.tok_emb.weight), a(model.pos_emb[0])
         self.blocks = []
         for blk in model.blocks:
@@ -102,49 +121,58 @@ class ARStepper:
         self.ln_f = (a(model.ln_f.weight), a(model.ln_f.bias), model.ln_f.eps)
         self.head = (a(model.head.weight).T.copy(), a(model.head.bias))
         n, d = self.pos_emb.shape
-        self.keys = [np.zeros((b["heads"], n, d // b["heads"]), np.float32) for b in self.blocks]
+        self.keys = [np.zeros((batch, b["heads"], n, d // b["heads"]), np.float32) for b in self.blocks]
         self.values = [np.zeros_like(k) for k in self.keys]
-        self.next_input = model.start  # the token entering position 0 is the start token
+        self.next_input = np.full(batch, model.start, dtype=np.int64)  # position 0 sees the start token
         self.position = 0
 
     @staticmethod
     def _ln(x, p):
+        """LayerNorm of each row of ``x (B, d)``."""
         w, b, eps = p
-        mu = x.mean()
-        var = np.square(x - mu).mean()
+        mu = x.mean(axis=-1, keepdims=True)
+        var = np.square(x - mu).mean(axis=-1, keepdims=True)
         return ((x - mu) / np.sqrt(var + np.float32(eps))) * w + b
 
-    def feed(self, token: int) -> None:
-        """Record ``k_{position}`` (the token just coded or decoded); it enters the next position."""
-        self.next_input = int(token)
+    @staticmethod
+    def _linear(x, p):
+        """``x W + b`` per row of ``x (B, d)``, as a stacked product (one BLAS call per row)."""
+        return (x[:, None, :] @ p[0])[:, 0] + p[1]
+
+    def feed(self, tokens) -> None:
+        """Record ``k_{position}`` of every row (an int when ``batch == 1``); it enters the next position."""
+        t = np.asarray(tokens, dtype=np.int64).reshape(-1)
+        if t.shape != (self.batch,):
+            raise ValueError(f"feed expects {self.batch} token(s), one per row, got {np.shape(tokens)}")
+        self.next_input = t
 
     def probs(self, position: int) -> np.ndarray:
-        """``p(· | k_<position)`` as float64 ``(1, K)``; positions must be visited in order 0, 1, …"""
+        """``p(· | k_<position)`` of every row as float64 ``(batch, K)``; positions must be visited in order 0, 1, …"""
         if position != self.position:
             raise ValueError(f"ARStepper visits positions in order: expected {self.position}, got {position}")
-        t = position
-        x = self.tok_emb[self.next_input] + self.pos_emb[t]  # (d,)
+        t, nb = position, self.batch
+        x = self.tok_emb[self.next_input] + self.pos_emb[t]  # (B, d)
         for j, b in enumerate(self.blocks):
             nh = b["heads"]
-            d = x.shape[0]
+            d = x.shape[1]
             hs = d // nh
-            qkv = self._ln(x, b["ln1"]) @ b["qkv"][0] + b["qkv"][1]  # (3d,)
-            q, k, v = (qkv[i * d:(i + 1) * d].reshape(nh, hs) for i in range(3))
-            self.keys[j][:, t] = k
-            self.values[j][:, t] = v
-            K, V = self.keys[j][:, :t + 1], self.values[j][:, :t + 1]  # (nh, t+1, hs)
-            sc = np.einsum("hs,hts->ht", q, K) / np.float32(math.sqrt(hs))
-            w = np.exp(sc - sc.max(axis=1, keepdims=True))
-            w /= w.sum(axis=1, keepdims=True)
-            y = np.einsum("ht,hts->hs", w, V).reshape(d)
-            x = x + (y @ b["proj"][0] + b["proj"][1])
-            h = self._ln(x, b["ln2"]) @ b["fc1"][0] + b["fc1"][1]
+            qkv = self._linear(self._ln(x, b["ln1"]), b["qkv"])  # (B, 3d)
+            q, k, v = (qkv[:, i * d:(i + 1) * d].reshape(nb, nh, hs) for i in range(3))
+            self.keys[j][:, :, t] = k
+            self.values[j][:, :, t] = v
+            K, V = self.keys[j][:, :, :t + 1], self.values[j][:, :, :t + 1]  # (B, nh, t+1, hs)
+            sc = np.einsum("bhs,bhts->bht", q, K) / np.float32(math.sqrt(hs))
+            w = np.exp(sc - sc.max(axis=-1, keepdims=True))
+            w /= w.sum(axis=-1, keepdims=True)
+            y = np.einsum("bht,bhts->bhs", w, V).reshape(nb, d)
+            x = x + self._linear(y, b["proj"])
+            h = self._linear(self._ln(x, b["ln2"]), b["fc1"])
             h = np.float32(0.5) * h * (np.float32(1.0) + self._erf(h / np.float32(math.sqrt(2.0))))  # exact GELU
-            x = x + (h @ b["fc2"][0] + b["fc2"][1])
-        logits = (self._ln(x, self.ln_f) @ self.head[0] + self.head[1]).astype(np.float64)
+            x = x + self._linear(h, b["fc2"])
+        logits = self._linear(self._ln(x, self.ln_f), self.head).astype(np.float64)
         self.position += 1
-        e = np.exp(logits - logits.max())
-        return (e / e.sum())[None]
+        e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
 
 
 class AREntropyModel(nn.Module):
@@ -183,6 +211,9 @@ class AREntropyModel(nn.Module):
         self.blocks = nn.ModuleList(Block(d_model, heads) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, num_codes)
+
+    #: images range-coded together by one batched :class:`ARStepper` (bounds its KV cache)
+    CODING_BATCH = 64
 
     # ------------------------------------------------------------------ model
     def _check(self, indices):
@@ -242,16 +273,19 @@ class AREntropyModel(nn.Module):
         self._check(indices)
         if self.training:
             raise RuntimeError("call .eval() before compress(): coding needs deterministic probabilities")
+        flat = indices.reshape(indices.shape[0], -1).cpu().long().numpy()
         out = []
-        for flat in indices.reshape(indices.shape[0], -1).cpu().long():
-            syms = flat.tolist()
-            stepper, rows = ARStepper(self), []
-            for i, s in enumerate(syms):
+        for lo in range(0, len(flat), self.CODING_BATCH):
+            chunk = flat[lo:lo + self.CODING_BATCH]
+            stepper, rows = ARStepper(self, batch=len(chunk)), []
+            for i in range(self.num_tokens):
                 rows.append(stepper.probs(i))
-                stepper.feed(s)
-            enc = StreamEncoder()  # a queue coder: one call over all rows = the symbol-by-symbol stream
-            enc.encode_categorical(np.array(syms), np.concatenate(rows))
-            out.append(enc.finish())
+                stepper.feed(chunk[:, i])
+            probs = np.stack(rows, axis=1)  # (B, N, K)
+            for syms, p in zip(chunk, probs):
+                enc = StreamEncoder()  # a queue coder: one call over all rows = the symbol-by-symbol stream
+                enc.encode_categorical(syms, p)
+                out.append(enc.finish())
         return out
 
     @torch.no_grad()
@@ -268,14 +302,15 @@ class AREntropyModel(nn.Module):
         if h * w != self.num_tokens:
             raise ValueError(f"grid {(h, w)} has {h * w} positions, model expects {self.num_tokens}")
         rows = []
-        for data in strings:
+        for lo in range(0, len(strings), self.CODING_BATCH):
             # Corrupted bytes raise BitstreamError from the range decoder (arithmetic.StreamDecoder);
             # the loop runs exactly num_tokens times whatever the bytes hold, and every decoded
             # index is checked to lie in {0..K-1} there, so the stepper never sees a foreign token.
-            dec, stepper = StreamDecoder(data), ARStepper(self)
-            syms: list = []
+            decoders = [StreamDecoder(bytes(data)) for data in strings[lo:lo + self.CODING_BATCH]]
+            stepper = ARStepper(self, batch=len(decoders))
+            syms = np.zeros((len(decoders), self.num_tokens), dtype=np.int64)
             for i in range(self.num_tokens):
-                syms.append(int(dec.decode_categorical(stepper.probs(i))[0]))
-                stepper.feed(syms[-1])
-            rows.append(syms)
+                syms[:, i] = StreamDecoder.decode_categorical_each(decoders, stepper.probs(i))
+                stepper.feed(syms[:, i])
+            rows.extend(syms.tolist())
         return torch.tensor(rows, dtype=torch.long).reshape(len(rows), h, w)
