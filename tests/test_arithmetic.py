@@ -76,6 +76,14 @@ def test_decode_categorical_each_advances_several_streams_together():
     assert np.array_equal(out, syms)
     with pytest.raises(ValueError, match="one row per symbol"):
         StreamDecoder.decode_categorical_each(decs, probs[:3, 0])
+    # bytes the range decoder rejects (all ones: a state beyond every symbol) name their stream
+    p = np.array([[0.5, 0.25, 0.25]] * 3)
+    decs = [StreamDecoder(encode_categorical(np.array([1]), p[:1])), StreamDecoder(b"\xff" * 8)]
+    with pytest.raises(BitstreamError, match=r"^stream 1: range decoder failed"):
+        StreamDecoder.decode_categorical_each(decs, p[:2])
+    decs = [StreamDecoder(b"\xff" * 8)]
+    with pytest.raises(BitstreamError, match=r"^image 7: "):
+        StreamDecoder.decode_categorical_each(decs, p[:1], names=["image 7"])
 
 
 def test_mixed_stream_order():

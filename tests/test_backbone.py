@@ -292,9 +292,16 @@ def test_remake_command_pretrains_and_exports_smoke(tmp_path, capsys):
                         config=smoke.replace(vae_latent_channels=8))
 
 
+def _count_vae_encodes(bb, monkeypatch, calls):
+    real = bb.vae.encode
+    monkeypatch.setattr(bb.vae, "encode", lambda x: calls.append(len(x)) or real(x))
+    return bb
+
+
 def test_latent_bank_encodes_a_training_set_once_per_process(tmp_path, monkeypatch):
     """A sweep worker's next cell reuses the frozen VAE's latents of the same pairs (bit-identical);
     another VAE, other pairs or another thread count encode again."""
+    from mdic_lab.models.mdic import backbone as bb_mod
     from mdic_lab.models.mdic.pretrain import load_or_pretrain_backbone
     from mdic_lab.runs import data as bank_data
 
@@ -302,23 +309,58 @@ def test_latent_bank_encodes_a_training_set_once_per_process(tmp_path, monkeypat
     pairs = [{"left": torch.rand(3, 128, 256, generator=g), "right": torch.rand(3, 128, 256, generator=g),
               "caption": "a car"} for _ in range(3)]
     calls = []
+    monkeypatch.setattr(bb_mod, "_ENCODE_MEMO", type(bb_mod._ENCODE_MEMO)())
 
-    def counted(bb):
-        real = bb.encode_image
-        monkeypatch.setattr(bb, "encode_image", lambda x: calls.append(len(x)) or real(x))
-        return bb
+    def load():
+        return _count_vae_encodes(load_or_pretrain_backbone(LAB, "lab", root=tmp_path, progress=False),
+                                  monkeypatch, calls)
 
-    monkeypatch.setattr(bank_data, "_LATENT_MEMO", {})
-    first = bank_data.LatentBank(pairs, counted(load_or_pretrain_backbone(LAB, "lab", root=tmp_path, progress=False)))
+    first = bank_data.LatentBank(pairs, load())
     n_first = len(calls)
-    again = bank_data.LatentBank(pairs, counted(load_or_pretrain_backbone(LAB, "lab", root=tmp_path, progress=False)))
+    again = bank_data.LatentBank(pairs, load())
     assert n_first == 2 and len(calls) == n_first  # a freshly loaded copy of the same VAE: no encoding
     assert torch.equal(first.z_left, again.z_left) and torch.equal(first.z_right, again.z_right)
-    other = load_or_pretrain_backbone(LAB, "lab", root=tmp_path, progress=False)
+    other = load()
     with torch.no_grad():
         next(other.vae.parameters()).add_(1e-3)
-    other = counted(other)
     bank_data.LatentBank(pairs, other)
     assert len(calls) == n_first + 2
     bank_data.LatentBank(pairs[:2], other)
     assert len(calls) == n_first + 4
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 97)  # another thread count: other rounding possible
+    bank_data.LatentBank(pairs[:2], other)
+    assert len(calls) == n_first + 6
+
+
+def test_encode_image_memo_is_exact_bounded_and_follows_the_weights(tmp_path, monkeypatch):
+    """E_vae of a batch met before is answered from the memo with the same values; an in-place edit of
+    the same VAE object, another batch or a full memo encodes again; ENCODE_MEMO_BYTES = 0 turns it off."""
+    from mdic_lab.models.mdic import backbone as bb_mod
+    from mdic_lab.models.mdic.pretrain import load_or_pretrain_backbone
+
+    monkeypatch.setattr(bb_mod, "_ENCODE_MEMO", type(bb_mod._ENCODE_MEMO)())
+    calls = []
+    bb = _count_vae_encodes(load_or_pretrain_backbone(LAB, "lab", root=tmp_path, progress=False), monkeypatch, calls)
+    g = torch.Generator().manual_seed(1)
+    a, b = (torch.rand(2, 3, 128, 256, generator=g) * 2 - 1 for _ in range(2))
+    za = bb.encode_image(a)
+    za2 = bb.encode_image(a.clone())
+    assert len(calls) == 1 and torch.equal(za, za2) and za2.data_ptr() != za.data_ptr()
+    za2.add_(1.0)  # the caller owns what it gets: the memo is not changed through it
+    assert torch.equal(bb.encode_image(a), za) and len(calls) == 1
+    bb.encode_image(b)
+    assert len(calls) == 2
+    with torch.no_grad():
+        bb.vae.encoder.conv_in.weight.mul_(1.5)  # the same object, edited in place
+    assert not torch.equal(bb.encode_image(a), za) and len(calls) == 3
+    one = za.numel() * za.element_size()
+    monkeypatch.setattr(bb_mod, "ENCODE_MEMO_BYTES", one)  # room for one batch: the least recent goes
+    bb.encode_image(b)  # b under the edited weights: new; a's entry is the least recent and goes
+    assert len(calls) == 4 and len(bb_mod._ENCODE_MEMO) == 1
+    bb.encode_image(b)
+    assert len(calls) == 4
+    bb.encode_image(a)
+    assert len(calls) == 5
+    monkeypatch.setattr(bb_mod, "ENCODE_MEMO_BYTES", 0)
+    bb.encode_image(a)
+    assert len(calls) == 6

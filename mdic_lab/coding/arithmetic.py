@@ -333,12 +333,13 @@ class StreamDecoder:
         return s
 
     @staticmethod
-    def decode_categorical_each(decoders, probs) -> np.ndarray:
+    def decode_categorical_each(decoders, probs, names=None) -> np.ndarray:
         """One symbol from each stream: ``decoders[r]`` decodes with row ``r`` of ``probs (R, K)``.
 
         The same as ``[d.decode_categorical(probs[r:r + 1])[0] for r, d in enumerate(decoders)]``
         with the rows checked once (a batched autoregressive decoder advancing R streams one
-        position together).  Returns int64 ``(R,)``.
+        position together).  A stream that cannot be decoded raises :class:`BitstreamError`
+        prefixed with its name (``names[r]``, default ``"stream r"``).  Returns int64 ``(R,)``.
         """
         p = _probs(probs, len(decoders))
         k = p.shape[1]
@@ -347,8 +348,12 @@ class StreamDecoder:
             return out
         model = _model.Categorical(perfect=False)
         for r, dec in enumerate(decoders):
-            out[r] = dec._decode("categorical symbols", model, p[r:r + 1])[0]
-            _check_decoded(out[r:r + 1], 0, k - 1, f"categorical symbol of stream {r}")
+            try:
+                out[r] = dec._decode("categorical symbols", model, p[r:r + 1])[0]
+                _check_decoded(out[r:r + 1], 0, k - 1, "categorical symbol")
+            except BitstreamError as err:
+                name = names[r] if names is not None else f"stream {r}"
+                raise BitstreamError(f"{name}: {err}") from (err.__cause__ or err)
         return out
 
     def decode_gaussian(self, means, scales, *, bound=DEFAULT_BOUND,

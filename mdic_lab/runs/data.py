@@ -9,8 +9,6 @@ exactly.
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 
 __all__ = ["PairBank", "LatentBank", "crop_pairs"]
@@ -49,19 +47,13 @@ class LatentBank(PairBank):
         if any(c is None for c in self.captions):
             raise KeyError("MDIC training pairs need a 'caption' of the side view (the dataset's items have none)")
         self.z_left = self.z_right = None
-        if backbone is not None:  # E_vae is frozen and deterministic (posterior mode)
-            key = _latent_key(backbone, self.left, self.right, batch)
-            if key in _LATENT_MEMO:  # a sweep worker's next cell: same VAE, same pairs, same threads
-                self.z_left, self.z_right = _LATENT_MEMO[key]
-                return
-            with torch.no_grad():
+        if backbone is not None:  # E_vae is frozen and deterministic (posterior mode); a batch met
+            with torch.no_grad():  # before (a sweep worker's earlier cell) is answered by its memo
                 def enc(u8):
                     return torch.cat([backbone.encode_image(u8[i:i + batch].float() / 127.5 - 1.0)
                                       for i in range(0, u8.shape[0], batch)])
 
                 self.z_left, self.z_right = enc(self.left), enc(self.right)
-            _LATENT_MEMO.clear()  # one entry: the sweep's cells share one training set
-            _LATENT_MEMO[key] = (self.z_left, self.z_right)
 
     def batch(self, idx: torch.Tensor) -> dict:
         out = {"left": self.left[idx].float() / 255.0, "right": self.right[idx].float() / 255.0,
@@ -69,27 +61,6 @@ class LatentBank(PairBank):
         if self.z_left is not None:
             out["z_left"], out["z_right"] = self.z_left[idx], self.z_right[idx]
         return out
-
-
-#: The last training bank's latents in this process, keyed by :func:`_latent_key`: the cells of a
-#: sweep that a worker runs one after another differ in variant, rate point and seed, not in the
-#: frozen VAE or the pairs, so the VAE encodes the bank once per worker, not once per cell.
-_LATENT_MEMO: dict = {}
-
-
-def _latent_key(backbone, left: torch.Tensor, right: torch.Tensor, batch: int) -> tuple:
-    """The VAE (weights, latent scale, device), both views' bytes, the batch and the thread count:
-    what makes the latents bit-identical."""
-    from mdic_lab.coding.container import model_fingerprint
-
-    vae = model_fingerprint("vae", {"latent_scale": float(backbone.latent_scale),
-                                    "device": str(next(backbone.vae.parameters()).device)},
-                            backbone.vae.state_dict(), digits=64)
-    h = hashlib.sha256()
-    for t in (left, right):
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.contiguous().numpy().tobytes())
-    return vae, h.hexdigest(), batch, torch.get_num_threads()
 
 
 def crop_pairs(bank: PairBank, idx, crop, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

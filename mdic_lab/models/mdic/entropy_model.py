@@ -292,7 +292,8 @@ class AREntropyModel(nn.Module):
     def decompress(self, strings, grid: tuple) -> torch.Tensor:
         """Inverse of :meth:`compress`: ``strings`` (list of bytes, or one bytes) → ``(B, h, w)`` indices.
 
-        Bytes the range decoder cannot decode raise :class:`~mdic_lab.coding.errors.BitstreamError`.
+        Up to :attr:`CODING_BATCH` streams are decoded together.  Bytes the range decoder cannot
+        decode raise :class:`~mdic_lab.coding.errors.BitstreamError` naming the stream (its index).
         """
         if self.training:
             raise RuntimeError("call .eval() before decompress(): coding needs deterministic probabilities")
@@ -308,9 +309,10 @@ class AREntropyModel(nn.Module):
             # index is checked to lie in {0..K-1} there, so the stepper never sees a foreign token.
             decoders = [StreamDecoder(bytes(data)) for data in strings[lo:lo + self.CODING_BATCH]]
             stepper = ARStepper(self, batch=len(decoders))
+            names = [f"stream {lo + r}" for r in range(len(decoders))]
             syms = np.zeros((len(decoders), self.num_tokens), dtype=np.int64)
             for i in range(self.num_tokens):
-                syms[:, i] = StreamDecoder.decode_categorical_each(decoders, stepper.probs(i))
+                syms[:, i] = StreamDecoder.decode_categorical_each(decoders, stepper.probs(i), names)
                 stepper.feed(syms[:, i])
             rows.extend(syms.tolist())
         return torch.tensor(rows, dtype=torch.long).reshape(len(rows), h, w)

@@ -344,15 +344,15 @@ class MDIC(nn.Module):
         if isinstance(strings, (bytes, bytearray)):
             strings = [bytes(strings)]
         mid = self.model_id
-        rows = []
-        for s in strings:
+        payloads = []
+        for s in strings:  # every container is checked (CRC, model id) before any range decoding
             c = unpack(s, expected_model_id=mid)
             if len(c.payloads) != 1 or c.shapes:
                 raise BitstreamError(f"stream has {len(c.payloads)} payloads and shapes {c.shapes}, expected one "
                                      "payload and no shapes (an MDIC stream)")
-            with payload_context(0, "indices"):  # a payload that cannot be decoded: BitstreamError naming it
-                rows.append(self.entropy_model.decompress(c.payloads[0], self.token_grid))
-        return torch.cat(rows, 0)
+            payloads.append(c.payloads[0])
+        with payload_context(0, "indices"):  # a payload that cannot be decoded: BitstreamError naming it
+            return self.entropy_model.decompress(payloads, self.token_grid)  # the images together (batched)
 
     @torch.no_grad()
     def decompress(self, strings, images_y: torch.Tensor, captions, seed: int = 0,
