@@ -57,3 +57,34 @@ def test_round_trip_still_catches_streams_that_decode_to_other_indices():
     # another model's memo is never used for this one
     other = MDIC(MDICConfig.preset("smoke")).eval()
     assert hooks._recall("received", other, tuple(swapped)) is None
+
+
+def test_evaluation_reuses_vae_latents_only_when_asked_and_then_reports_no_times(monkeypatch):
+    """reuse_latents: a second evaluation of the same pairs runs no VAE encoder and gives the same rows,
+    with NaN times; the default runs the VAE every time (times honest), even inside an outer memo."""
+    from mdic_lab.models.mdic import backbone as bb_mod
+    from mdic_lab.runs.evaluate import evaluate_model
+
+    model, hooks, x, y, caps = _setup()
+    pairs = [{"left": x[i], "right": y[i], "caption": caps[i], "index": i} for i in range(3)]
+    monkeypatch.setattr(bb_mod, "_ENCODE_MEMO", type(bb_mod._ENCODE_MEMO)())
+    runs = []
+    real = model.backbone.vae.encode
+    monkeypatch.setattr(model.backbone.vae, "encode", lambda t: runs.append(len(t)) or real(t))
+    kw = dict(use_lpips=False, num_inference_steps=2, batch_size=3)
+    timed = evaluate_model(model, hooks, pairs, **kw)
+    n_timed = len(runs)
+    with bb_mod.encode_memo():  # an outer memo does not leak into a timed evaluation
+        again = evaluate_model(model, hooks, pairs, **kw)
+    assert n_timed == 2 and len(runs) == 2 * n_timed
+    first = evaluate_model(model, hooks, pairs, reuse_latents=True, **kw)
+    assert len(runs) == 3 * n_timed  # nothing met inside a memo yet: the VAE runs
+    second = evaluate_model(model, hooks, pairs, reuse_latents=True, **kw)
+    assert len(runs) == 3 * n_timed  # the same pairs: no VAE encoding at all
+    timing = ("encode_s", "decode_s")
+    for rows in (first, second):
+        assert all(r[k] != r[k] for r in rows for k in timing)  # NaN: the VAE's time is not in them
+    assert all(r[k] > 0 for r in timed + again for k in timing)
+    strip = [[{k: (None if v != v else v) for k, v in r.items() if k not in timing} for r in rows]
+             for rows in (timed, again, first, second)]  # NaN (no MS-SSIM at this size) compared as None
+    assert strip[0] == strip[1] == strip[2] == strip[3]

@@ -238,6 +238,12 @@ def test_bad_spec_keys_executor_and_workers_are_refused(tmp_path):
     spec = load_spec(_grid())
     assert load_spec(spec.to_dict()).hash == spec.hash  # the normalised spec (manifest.json) reads back
     assert [c.cell_id for c in load_spec(spec.to_dict()).cells] == [c.cell_id for c in spec.cells]
+    # reuse_latents changes how cells are evaluated, not what: not part of the spec or the cells' identity
+    reuse = load_spec({**_grid(), "eval": {**_grid().get("eval", {}), "reuse_latents": True}})
+    assert reuse.eval["reuse_latents"] and reuse.hash == spec.hash
+    assert [c.cell_id for c in reuse.cells] == [c.cell_id for c in spec.cells]
+    with pytest.raises(SweepSpecError, match=r"eval.reuse_latents must be true or false"):
+        load_spec({**_grid(), "eval": {"reuse_latents": "yes"}})
     with pytest.raises(ConfigError, match=r"unknown executor 'slurm' \(expected one of: local, dask, submitit\)"):
         run_sweep(spec, out=tmp_path / "out", executor="slurm")
     with pytest.raises(ConfigError, match=r"unknown option 'nodes' of the dask executor"):

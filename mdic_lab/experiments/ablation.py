@@ -177,7 +177,8 @@ def sweep_spec(params: AblationParams) -> dict:
         grid["overrides"] = {k: (v if isinstance(v, list) else [v]) for k, v in overrides.items()}
     spec = {"name": f"mdic-ablation-{params.preset}", "data": params.data, "grid": grid,
             "eval": {"split": "test", "limit": params.n_test, "use_lpips": "lpips" in params.metrics,
-                     "use_miou": _uses_miou(params), "batch_size": params.batch_size}}
+                     "use_miou": _uses_miou(params), "batch_size": params.batch_size,
+                     "reuse_latents": True}}  # Table 4 times the encoder and decoder in passes of its own
     if params.captioner:
         spec["captioner"] = params.captioner
     return spec
@@ -313,7 +314,8 @@ def steps_rows(sweep_out, cells_rows, params: AblationParams, progress: bool = T
                     pending.append({"run_dir": str(rd.path), "split": "test", "limit": limit,
                                     "num_inference_steps": steps, "use_lpips": "lpips" in params.metrics,
                                     "tag": tag, "batch_size": batch, "warmup": batch == 1,
-                                    "use_miou": _uses_miou(params) and batch > 1})
+                                    "use_miou": _uses_miou(params) and batch > 1,
+                                    "reuse_latents": batch > 1})  # the timing passes run the VAE
                 plan.append((cell, rd, steps, tag, kind))
     if pending:
         pending.sort(key=lambda t: t["tag"].startswith("timing"))  # the timing passes last, beside each other

@@ -76,7 +76,11 @@ __all__ = ["SweepSpecError", "SweepSpec", "Cell", "SweepResult", "load_spec", "r
 SPEC_KEYS = ("name", "description", "out", "data", "captioner", "grid", "eval", "executor")
 GRID_KEYS = ("codec", "preset", "variant", "rate_point", "seed", "overrides")
 EVAL_DEFAULTS = {"split": "test", "limit": None, "num_inference_steps": None, "seed": 0, "use_lpips": False,
-                 "tag": None, "batch_size": 1, "use_miou": False}
+                 "tag": None, "batch_size": 1, "use_miou": False, "reuse_latents": False}
+#: [eval] keys that change how a cell is evaluated, not its results: left out of the spec's identity
+#: (``reuse_latents``: the frozen VAE's latents of test pairs a worker met before come from its memo,
+#: and the per-image times are then NaN; see :func:`mdic_lab.runs.evaluate.evaluate_model`)
+EVAL_RUN_OPTIONS = ("reuse_latents",)
 CLAIM, ERROR, LOG, CELL_JSON = "claim.lock", "error.txt", "log.txt", "cell.json"
 HOST = socket.gethostname()
 
@@ -154,7 +158,7 @@ class SweepSpec:
 
     def to_dict(self) -> dict:
         """The identity of the spec: what decides its cells (name, data, captioner if any, grid, eval)."""
-        d = {"name": self.name, "data": self.data, "grid": self.grid, "eval": self.eval}
+        d = {"name": self.name, "data": self.data, "grid": self.grid, "eval": _identity_eval(self.eval)}
         if self.captioner is not None:
             d["captioner"] = self.captioner
         return d
@@ -164,6 +168,11 @@ class SweepSpec:
         """12 hex digits over :meth:`to_dict` (the output folder and executor options are not part of it)."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _identity_eval(ev: dict) -> dict:
+    """The [eval] table as part of an identity (spec hash, cell ids): without :data:`EVAL_RUN_OPTIONS`."""
+    return {k: v for k, v in ev.items() if k not in EVAL_RUN_OPTIONS}
 
 
 def _err(spec_name, msg) -> SweepSpecError:
@@ -334,7 +343,7 @@ def _normalise_eval(name, ev) -> dict:
             raise _err(name, f"eval.{key} must be a positive int, got {v!r}")
     if not _is_int(out["seed"]):
         raise _err(name, f"eval.seed must be an int, got {out['seed']!r}")
-    for key in ("use_lpips", "use_miou"):
+    for key in ("use_lpips", "use_miou", "reuse_latents"):
         if not isinstance(out[key], bool):
             raise _err(name, f"eval.{key} must be true or false, got {out[key]!r}")
     tag = out["tag"]
@@ -346,7 +355,8 @@ def _normalise_eval(name, ev) -> dict:
 def _expand(spec: SweepSpec) -> list[Cell]:
     """Every grid point of every grid, resolved through the registry (errors name the cell), duplicates dropped."""
     cells, seen = [], set()
-    extra = {"data": spec.data, "eval": spec.eval, **({"captioner": spec.captioner} if spec.captioner else {})}
+    extra = {"data": spec.data, "eval": _identity_eval(spec.eval),
+             **({"captioner": spec.captioner} if spec.captioner else {})}
     for g in (spec.grid if isinstance(spec.grid, list) else [spec.grid]):
         _expand_grid(spec, g, extra, cells, seen)
     return cells
@@ -647,7 +657,8 @@ def _cell_run(task: dict):
 
     cell, cell_dir = Cell(**task["cell"]), Path(task["dir"])
     run = cell.resolve()
-    extra = {"data": task["data"], "eval": task["eval"], **({"captioner": task["captioner"]} if task.get("captioner") else {})}
+    extra = {"data": task["data"], "eval": _identity_eval(task["eval"]),
+             **({"captioner": task["captioner"]} if task.get("captioner") else {})}
     if run.hash(extra) != cell.cell_id:  # the code's presets changed between planning and running
         raise RuntimeError(f"cell {cell.cell_id} resolves to config hash {run.hash(extra)} with this code "
                            f"(planned with another version of the presets); start the sweep again")
@@ -709,7 +720,7 @@ def _train_and_evaluate(task: dict) -> dict:
     summary = evaluate_run(task["dir"], split=ev["split"], limit=ev["limit"], data=task["data"],
                            num_inference_steps=ev["num_inference_steps"], seed=ev["seed"],
                            use_lpips=ev["use_lpips"], tag=ev["tag"], batch_size=ev.get("batch_size", 1),
-                           use_miou=ev.get("use_miou", False))
+                           use_miou=ev.get("use_miou", False), reuse_latents=ev.get("reuse_latents", False))
     return {"train": train, "summary": summary}
 
 

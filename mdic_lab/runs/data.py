@@ -47,8 +47,10 @@ class LatentBank(PairBank):
         if any(c is None for c in self.captions):
             raise KeyError("MDIC training pairs need a 'caption' of the side view (the dataset's items have none)")
         self.z_left = self.z_right = None
-        if backbone is not None:  # E_vae is frozen and deterministic (posterior mode); a batch met
-            with torch.no_grad():  # before (a sweep worker's earlier cell) is answered by its memo
+        if backbone is not None:  # E_vae is frozen and deterministic (posterior mode)
+            from mdic_lab.models.mdic.backbone import encode_memo
+
+            with torch.no_grad(), encode_memo():  # a batch a sweep worker's earlier cell met: from the memo
                 def enc(u8):
                     return torch.cat([backbone.encode_image(u8[i:i + batch].float() / 127.5 - 1.0)
                                       for i in range(0, u8.shape[0], batch)])

@@ -103,7 +103,8 @@ def semantic_net(wanted: bool):
 @torch.no_grad()
 def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips: bool = True, seed: int = 0,
                    num_inference_steps: int | None = None, captioner=None, batch_size: int = 1,
-                   warmup: bool = False, segnet=None, progress: bool = False) -> list[dict]:
+                   warmup: bool = False, segnet=None, progress: bool = False,
+                   reuse_latents: bool = False) -> list[dict]:
     """Per-image rows (:data:`EVAL_FIELDS`) for the first ``limit`` pairs of ``dataset``.
 
     ``captioner`` (a callable or a BLIP-2 folder / hub id) captions the side views of codecs
@@ -117,11 +118,11 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
     ``segnet`` (the synthetic world's segmentation net, :mod:`mdic_lab.metrics.segnet`) adds a
     semantic column ``miou``: the mIoU of the reconstruction's segmentation against the
     original's ground-truth labels, per image (NaN where the items carry no ``labels``).
+    ``reuse_latents``: the frozen VAE's latents of batches this process met before come from its
+    memo (:func:`mdic_lab.models.mdic.backbone.encode_memo`; the same values, the VAE not run), as
+    a sweep worker's cells evaluate the same test pairs; the rows' ``encode_s`` / ``decode_s``
+    are then NaN (they would leave the VAE out).  Timed evaluations keep the default, ``False``.
     """
-    from mdic_lab import metrics as M
-    from mdic_lab.coding.bpp import bpp_from_bytes
-    from mdic_lab.coding.container import unpack
-
     if isinstance(captioner, str):
         from mdic_lab.data.sources import make_captioner
 
@@ -133,16 +134,43 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
         raise ValueError(f"nothing to evaluate: dataset has {len(dataset)} pairs, limit={limit}")
     lp, ds = _perceptual_fn("lpips", use_lpips), _perceptual_fn("dists", use_lpips)
     needs_caption = hooks.codec.needs_caption
+    with _latent_memo(reuse_latents):
+        if warmup:
+            items = [dataset[i] for i in range(min(batch_size, n))]
+            y = torch.stack([it["right"].float() for it in items])
+            caps = [it["caption"] for it in items] if needs_caption and captioner is None else (
+                [captioner(it["right"]) for it in items] if needs_caption else None)
+            hooks.decompress(model, hooks.compress(model, torch.stack([it["left"].float() for it in items]),
+                                                   hooks.encoder_captions(items)), y, caps,
+                             seed=seed, num_inference_steps=num_inference_steps)
+        rows = _evaluate_batches(model, hooks, dataset, n, batch_size, seed, num_inference_steps, captioner,
+                                 needs_caption, lp, ds, segnet, progress)
+    if reuse_latents:
+        for r in rows:
+            r["encode_s"] = r["decode_s"] = float("nan")
+    return rows
+
+
+def _latent_memo(on: bool):
+    """:func:`~mdic_lab.models.mdic.backbone.encode_memo` on or off (the backbone module is imported only if needed)."""
+    import contextlib
+    import sys
+
+    if not on and "mdic_lab.models.mdic.backbone" not in sys.modules:
+        return contextlib.nullcontext()  # no backbone loaded in this process: nothing to turn off
+    from mdic_lab.models.mdic.backbone import encode_memo
+
+    return encode_memo(on)
+
+
+def _evaluate_batches(model, hooks, dataset, n, batch_size, seed, num_inference_steps, captioner, needs_caption,
+                      lp, ds, segnet, progress) -> list[dict]:
+    """The timed pass of :func:`evaluate_model`: ``n`` pairs in batches, one row per image."""
+    from mdic_lab import metrics as M
+    from mdic_lab.coding.bpp import bpp_from_bytes
+    from mdic_lab.coding.container import unpack
     from mdic_lab.progress import progress_bar
 
-    if warmup:
-        items = [dataset[i] for i in range(min(batch_size, n))]
-        y = torch.stack([it["right"].float() for it in items])
-        caps = [it["caption"] for it in items] if needs_caption and captioner is None else (
-            [captioner(it["right"]) for it in items] if needs_caption else None)
-        hooks.decompress(model, hooks.compress(model, torch.stack([it["left"].float() for it in items]),
-                                               hooks.encoder_captions(items)), y, caps,
-                         seed=seed, num_inference_steps=num_inference_steps)
     rows = []
     bar = progress_bar(n, f"evaluate {hooks.codec.name}", progress)
     for start in range(0, n, batch_size):
@@ -189,7 +217,8 @@ def evaluate_model(model, hooks, dataset, *, limit: int | None = None, use_lpips
 def evaluate_run(run_dir, *, split: str = "test", limit: int | None = None, data: str | None = None,
                  captioner=None, caption_cache=None, num_inference_steps: int | None = None, seed: int = 0,
                  use_lpips: bool = True, tag: str | None = None, csv_path=None, dataset=None,
-                 batch_size: int = 1, warmup: bool = False, use_miou: bool = False, progress: bool = False) -> dict:
+                 batch_size: int = 1, warmup: bool = False, use_miou: bool = False, progress: bool = False,
+                 reuse_latents: bool = False) -> dict:
     """Evaluate a trained run on ``split`` with real bitstreams; write ``eval/<split>[-tag].{csv,json}``.
 
     ``data`` / ``captioner`` default to what the run was trained with (its ``config.json``);
@@ -198,6 +227,7 @@ def evaluate_run(run_dir, *, split: str = "test", limit: int | None = None, data
     ``batch_size`` images are coded together (see :func:`evaluate_model`).  ``use_miou``: the
     semantic column ``miou`` from the synthetic world's cached segmentation net
     (:func:`mdic_lab.metrics.segnet.load_or_train_segnet` makes it once), where pairs carry labels.
+    ``reuse_latents``: see :func:`evaluate_model` (then no per-image times).
     Returns the summary (means, ``n``, coded and estimated bpp apart, run identity).
     """
     from mdic_lab.data.sources import parse_data_spec
@@ -226,7 +256,8 @@ def evaluate_run(run_dir, *, split: str = "test", limit: int | None = None, data
         captioner = None  # the opened pairs carry the captioner's captions
     rows = evaluate_model(model, hooks, dataset, limit=limit, use_lpips=use_lpips, seed=seed,
                           num_inference_steps=num_inference_steps, captioner=captioner, batch_size=batch_size,
-                          warmup=warmup, segnet=semantic_net(use_miou), progress=progress)
+                          warmup=warmup, segnet=semantic_net(use_miou), progress=progress,
+                          reuse_latents=reuse_latents)
     ckpt_step = int(rd.load_checkpoint()["step"])
     summary = {"run": str(rd.path), "codec": run.codec, "preset": run.preset, "variant": run.variant,
                "rate_point": run.rate_point, "split": split, "data": str(spec) if spec is not None else "custom",

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import weakref
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -27,7 +29,7 @@ from torch import nn
 
 from .tokenizer import load_clip_tokenizer
 
-__all__ = ["Backbone", "SUBFOLDERS", "make_scheduler", "freeze", "unet_from_config"]
+__all__ = ["Backbone", "SUBFOLDERS", "make_scheduler", "freeze", "unet_from_config", "encode_memo"]
 
 #: Stable Diffusion sub-folder names of the five components.
 SUBFOLDERS = {"vae": "vae", "unet": "unet", "text_encoder": "text_encoder",
@@ -37,12 +39,28 @@ SUBFOLDERS = {"vae": "vae", "unet": "unet", "text_encoder": "text_encoder",
 #: Upper bound (bytes, CPU) of :data:`_ENCODE_MEMO`; 0 turns the memo off.
 ENCODE_MEMO_BYTES = 512 * 2**20
 
-#: ``E_vae(I)`` of the last batches this process encoded, least recently used first, keyed by
-#: :meth:`Backbone._encode_key`.  The VAE is frozen and deterministic, and a sweep worker's cells
-#: train on the same pairs and evaluate the same test pairs with the same VAE (a fresh copy loaded
-#: from the same files per cell), so each batch is encoded once per worker, not once per cell
-#: (a lab cell spent 9.3 s encoding its training pairs and 11.9 s its 64 test pairs, measured).
+#: ``E_vae(I)`` of the last batches this process encoded inside :func:`encode_memo`, least recently
+#: used first, keyed by :meth:`Backbone._encode_key`.  The VAE is frozen and deterministic, and a
+#: sweep worker's cells train on the same pairs and evaluate the same test pairs with the same VAE
+#: (a fresh copy loaded from the same files per cell), so each batch is encoded once per worker,
+#: not once per cell (a lab cell spent 9.3 s encoding its training pairs and 11.9 s its 64 test
+#: pairs, measured).
 _ENCODE_MEMO: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+_memo_state = threading.local()
+
+
+@contextmanager
+def encode_memo(enabled: bool = True):
+    """Within the block (this thread), :meth:`Backbone.encode_image` answers batches met before from
+    :data:`_ENCODE_MEMO` (``enabled=False``: never).  Off by default: whatever times an encoder
+    (Table 4, ``benchmarks/``) must run the VAE; the training bank and a sweep's quality
+    evaluations turn it on."""
+    before = getattr(_memo_state, "on", False)
+    _memo_state.on = bool(enabled)
+    try:
+        yield
+    finally:
+        _memo_state.on = before
 
 #: The weights' fingerprint of each live VAE module with the (storage, version) of its tensors when
 #: it was computed: an in-place edit of a weight bumps its version, a replaced tensor its storage.
@@ -236,11 +254,13 @@ class Backbone(nn.Module):
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """z_L = E_vae(I) (Eq. 1): the posterior mean, scaled; images in [-1, 1], ``(B, 3, H, W)``.
 
-        The mean (not a sample) keeps the encoder deterministic, so a batch met before is answered
-        from :data:`_ENCODE_MEMO` (the same values, a new tensor on the images' device).
+        The mean (not a sample) keeps the encoder deterministic, so inside :func:`encode_memo` a
+        batch met before is answered from :data:`_ENCODE_MEMO` (the same values, a new tensor on
+        the images' device).
         """
         _check_images(images)
-        key = self._encode_key(images) if ENCODE_MEMO_BYTES > 0 else None
+        use = ENCODE_MEMO_BYTES > 0 and getattr(_memo_state, "on", False)
+        key = self._encode_key(images) if use else None
         if key is not None and key in _ENCODE_MEMO:
             _ENCODE_MEMO.move_to_end(key)
             return _ENCODE_MEMO[key].to(images.device, copy=True)
