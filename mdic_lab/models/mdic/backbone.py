@@ -45,7 +45,7 @@ ENCODE_MEMO_BYTES = 512 * 2**20
 #: (a fresh copy loaded from the same files per cell), so each batch is encoded once per worker,
 #: not once per cell (a lab cell spent 9.3 s encoding its training pairs and 11.9 s its 64 test
 #: pairs, measured).
-_ENCODE_MEMO: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+_ENCODE_MEMO: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 _memo_state = threading.local()
 
 
@@ -62,9 +62,10 @@ def encode_memo(enabled: bool = True):
     finally:
         _memo_state.on = before
 
+
 #: The weights' fingerprint of each live VAE module with the (storage, version) of its tensors when
 #: it was computed: an in-place edit of a weight bumps its version, a replaced tensor its storage.
-_VAE_FINGERPRINTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_VAE_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _tensor_digest(t: torch.Tensor) -> str:
