@@ -326,3 +326,59 @@ def test_a_list_of_grids_unites_their_cells_and_reads_back(tmp_path):
         load_spec({"name": "u", "grid": [one, {"codec": "jpeg", "preset": "smoke"}]})
     with pytest.raises(SweepSpecError, match="grid is an empty list"):
         load_spec({"name": "u", "grid": []})
+
+
+# ----------------------------------------------------------------------------- 7. a net still training
+def test_a_cell_whose_evaluation_would_wait_for_the_segnet_is_evaluated_after_the_others(tmp_path, monkeypatch):
+    """While another process trains the segmentation net (it holds the net's lock), a trained cell puts off
+    its mIoU evaluation once instead of leaving its core idle: the next cell trains meanwhile, and the first
+    is evaluated afterwards without being trained again."""
+    import threading
+
+    import torch
+
+    from mdic_lab.data.synthetic import default_cache_dir
+    from mdic_lab.metrics.segnet import SegNet, SegNetConfig, _save, _training_lock, segnet_cache_path
+    from mdic_lab.runs import RunDir
+
+    world = default_cache_dir()  # the synthetic world already generated, under a fresh segnet cache
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / world.name).symlink_to(world, target_is_directory=True)
+    monkeypatch.setenv("MDIC_LAB_CACHE", str(cache))  # the spawned workers inherit it
+    assert default_cache_dir() == cache / world.name
+    spec = load_spec({"name": "miou", "grid": {"codec": "hyperprior", "preset": "smoke", "rate_point": [0, 1]},
+                      "eval": {"limit": 2, "use_miou": True}})
+    first, second = (tmp_path / "out" / "cells" / c.name for c in spec.cells)  # run in this order (1 worker)
+    net_path = segnet_cache_path(SegNetConfig())
+    held, done = threading.Event(), threading.Event()
+
+    def trainer():  # "another process" training the net: holds its lock, saves a net, lets go
+        with _training_lock(net_path):
+            held.set()
+            deadline = time.time() + 300
+            while time.time() < deadline and "evaluation deferred" not in _log(first):
+                time.sleep(0.2)
+            torch.manual_seed(0)
+            _save(SegNet(SegNetConfig()), net_path)  # an untrained net: this checks the scheduling, not a score
+        done.set()
+
+    t = threading.Thread(target=trainer, daemon=True)
+    t.start()
+    assert held.wait(30)
+    res = run_sweep(spec, out=tmp_path / "out", workers=1, progress=False)
+    t.join(30)
+    assert done.is_set() and res.done == [c.cell_id for c in spec.cells] and not res.failed
+    log = _log(first)
+    assert log.count("=== cell") == 4 and log.count("start") == 2 and "evaluation deferred" in log
+    assert _log(second).count("start") == 1 and "deferred" not in _log(second)
+    # the first cell was evaluated after the second one finished, from its one training
+    assert (first / "eval" / "test.json").stat().st_mtime > (second / "eval" / "test.json").stat().st_mtime
+    assert len(RunDir(first).read_metrics()) == len(RunDir(second).read_metrics())
+    rows = json.loads((first / "eval" / "test.json").read_text())
+    assert 0.0 <= rows["miou"] <= 1.0
+
+
+def _log(cell_dir):
+    p = Path(cell_dir) / "log.txt"
+    return p.read_text() if p.is_file() else ""

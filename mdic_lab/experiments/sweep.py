@@ -712,11 +712,24 @@ def _train_launched(task: dict) -> dict:
     return {"step": int(last.get("step", 0)), "elapsed_s": float(last.get("elapsed_s", "nan"))}
 
 
+def _evaluation_must_wait(ev: dict) -> bool:
+    """The evaluation needs the synthetic world's segmentation net (mIoU) and another process is training it."""
+    if not ev.get("use_miou"):
+        return False
+    from mdic_lab.metrics.segnet import segnet_is_training
+
+    return segnet_is_training()
+
+
 def _train_and_evaluate(task: dict) -> dict:
     from mdic_lab.runs import evaluate_run
 
     ev = task["eval"]
     train = _train_launched(task) if task.get("launcher") else _train(task)
+    if task.get("may_defer") and _evaluation_must_wait(ev):
+        # the first cells of a fresh cache finish training before the segmentation net: rather than
+        # leave a core idle, the sweep trains other cells and evaluates this one later (resubmitted)
+        return {"train": train, "deferred": True}
     summary = evaluate_run(task["dir"], split=ev["split"], limit=ev["limit"], data=task["data"],
                            num_inference_steps=ev["num_inference_steps"], seed=ev["seed"],
                            use_lpips=ev["use_lpips"], tag=ev["tag"], batch_size=ev.get("batch_size", 1),
@@ -734,7 +747,9 @@ def run_cell(task: dict) -> dict:
 
     ``task``: ``cell`` (:meth:`Cell.identity`), ``dir``, ``data``, ``eval``, ``threads``,
     ``backbone_root``, ``capture``, ``parent_pid``, ``claim_timeout``, ``heartbeat``.
-    Returns ``{"status": "done" | "failed" | "busy", ...}``; it raises only on interrupts.
+    Returns ``{"status": "done" | "failed" | "busy" | "deferred", ...}``; it raises only on interrupts.
+    ``deferred`` (only when ``task["may_defer"]``): trained, but the evaluation would wait for the
+    segmentation net another process is training; the sweep submits the cell again after the others.
     """
     cell_dir = Path(task["dir"])
     cell_dir.mkdir(parents=True, exist_ok=True)
@@ -757,6 +772,10 @@ def run_cell(task: dict) -> dict:
                   f"thread={threading.current_thread().name}", flush=True)
             try:
                 out = _train_and_evaluate(task)
+                if out.get("deferred"):
+                    print(f"=== cell {cid} trained; evaluation deferred (the segmentation net is still "
+                          f"training) {_utc()}", flush=True)
+                    return {"cell_id": cid, "status": "deferred", "ran": True, "wall_s": time.perf_counter() - t0}
             except Exception:  # the cell's failure, kept in its folder; the sweep goes on
                 tb = traceback.format_exc()
                 print(tb, file=sys.stderr, flush=True)
@@ -973,9 +992,9 @@ class SweepResult:
 
 
 def _task(cell: Cell, out: Path, spec: SweepSpec, plan, backbone_root, claim_timeout, heartbeat,
-          launcher=None) -> dict:
+          launcher=None, may_defer: bool = False) -> dict:
     return {"cell": cell.identity(), "dir": str(out / "cells" / cell.name), "data": spec.data, "eval": spec.eval,
-            "captioner": spec.captioner, "launcher": launcher,
+            "captioner": spec.captioner, "launcher": launcher, "may_defer": may_defer,
             "threads": plan.threads, "backbone_root": None if backbone_root is None else str(backbone_root),
             "capture": plan.capture, "parent_pid": os.getpid(), "claim_timeout": claim_timeout,
             "heartbeat": heartbeat}
@@ -1099,13 +1118,14 @@ def _drive(plan, make, todo, out, spec, backbone_root, claim_timeout, heartbeat,
     attempts: dict = {}
     by_id = {c.cell_id: c for c in todo}
 
-    def submit(cell):
-        attempts[cell.cell_id] = attempts.get(cell.cell_id, 0) + 1
+    def submit(cell, may_defer=False, count=True):
+        if count:
+            attempts[cell.cell_id] = attempts.get(cell.cell_id, 0) + 1
         futures[plan.executor.submit(run_cell, _task(cell, out, spec, plan, backbone_root, claim_timeout,
-                                                     heartbeat, launcher))] = cell
+                                                     heartbeat, launcher, may_defer))] = cell
 
-    for cell in todo:
-        submit(cell)
+    for cell in todo:  # a cell may put off its evaluation once (run_cell's "deferred"), not twice
+        submit(cell, may_defer=True)
     last_poll = 0.0
     while futures or busy:
         broken = []
@@ -1125,6 +1145,8 @@ def _drive(plan, make, todo, out, spec, backbone_root, claim_timeout, heartbeat,
                                            f"{type(exc).__name__}\n\n{''.join(traceback.format_exception(exc))}")
             if res.get("status") == "busy":
                 busy[cell.cell_id] = (cell, time.time())
+            elif res.get("status") == "deferred":  # trained: evaluated after the cells already queued
+                submit(cell, count=False)
             else:
                 results[cell.cell_id] = res
         if broken:
