@@ -1,6 +1,6 @@
 """Measured speed and overhead of the range coder (mdic_lab.coding), printed as JSON lines.
 
-    python benchmarks/coding.py            # realistic sizes (~20 s on one core)
+    python benchmarks/coding.py            # realistic sizes (~1 min on one core)
     python benchmarks/coding.py --quick    # small sizes
 
 Each line is one measurement:
@@ -10,6 +10,10 @@ Each line is one measurement:
 * ``overhead``: coded payload bits against the ideal ``-Σ log2 p`` of the same model
   (the ESTIMATE a training loss reports), in percent, and the container's header + CRC
   bytes reported separately (a fixed cost per image, not a percentage).
+* ``autoregressive``: MDIC's transformer entropy model at the lab size (K = 4 codes, 16×32
+  tokens, d = 64, 2 layers, 4 heads; random weights: this times the coder, it codes no
+  trained model's tokens) range-coding images ``batch`` at a time: milliseconds per image for
+  compress and decompress, and whether every image's bytes equal those it gets coded alone.
 """
 
 from __future__ import annotations
@@ -109,6 +113,36 @@ def main(argv=None):
             "bpp_estimate": round(ideal / pixels, 6) if n <= 50_000 else None,
             "bpp_coded": round(8 * len(stream) / pixels, 6) if n <= 50_000 else None,
         }))
+    # one pass each: 64 images one at a time already take ~13 s per operation
+    autoregressive_case((1, 8, 16) if args.quick else (1, 8, 64), 16 if args.quick else 64, 1, args.seed)
+
+
+def autoregressive_case(batches, n_images, repeats, seed):
+    """ms per image of AREntropyModel.compress / decompress at each batch size (one line each)."""
+    import torch
+
+    from mdic_lab.models.mdic.entropy_model import AREntropyModel
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    em = AREntropyModel(num_codes=4, num_tokens=16 * 32, d_model=64, layers=2, heads=4).eval()
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.multinomial(torch.tensor([0.5, 0.3, 0.15, 0.05]), n_images * 512, replacement=True,
+                            generator=g).reshape(n_images, 16, 32)
+    alone = None
+    for b in batches:
+        def enc(b=b):
+            return [s for i in range(0, n_images, b) for s in em.compress(idx[i:i + b])]
+
+        t_enc, streams = _best(enc, repeats)
+        t_dec, back = _best(lambda b=b: torch.cat([em.decompress(streams[i:i + b], (16, 32))
+                                                   for i in range(0, n_images, b)]), repeats)
+        assert torch.equal(back, idx), f"batch {b}: round trip failed"
+        alone = streams if alone is None else alone
+        print(json.dumps({"bench": "autoregressive", "coder": "AREntropyModel lab size, random weights",
+                          "batch": b, "images": n_images, "compress_ms_per_image": round(1e3 * t_enc / n_images, 2),
+                          "decompress_ms_per_image": round(1e3 * t_dec / n_images, 2),
+                          "bytes_identical_to_batch_%d" % batches[0]: streams == alone}))
 
 
 if __name__ == "__main__":
