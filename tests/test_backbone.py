@@ -333,8 +333,9 @@ def test_latent_bank_encodes_a_training_set_once_per_process(tmp_path, monkeypat
 
 
 def test_encode_image_memo_is_exact_bounded_and_follows_the_weights(tmp_path, monkeypatch):
-    """E_vae of a batch met before is answered from the memo with the same values; an in-place edit of
-    the same VAE object, another batch or a full memo encodes again; ENCODE_MEMO_BYTES = 0 turns it off."""
+    """Inside encode_memo(), E_vae of a batch met before is answered from the memo with the same values;
+    an in-place edit of the same VAE object, another batch or a full memo encodes again;
+    ENCODE_MEMO_BYTES = 0 turns it off, and outside encode_memo() the VAE always runs."""
     from mdic_lab.models.mdic import backbone as bb_mod
     from mdic_lab.models.mdic.pretrain import load_or_pretrain_backbone
 
@@ -343,24 +344,29 @@ def test_encode_image_memo_is_exact_bounded_and_follows_the_weights(tmp_path, mo
     bb = _count_vae_encodes(load_or_pretrain_backbone(LAB, "lab", root=tmp_path, progress=False), monkeypatch, calls)
     g = torch.Generator().manual_seed(1)
     a, b = (torch.rand(2, 3, 128, 256, generator=g) * 2 - 1 for _ in range(2))
-    za = bb.encode_image(a)
-    za2 = bb.encode_image(a.clone())
-    assert len(calls) == 1 and torch.equal(za, za2) and za2.data_ptr() != za.data_ptr()
-    za2.add_(1.0)  # the caller owns what it gets: the memo is not changed through it
-    assert torch.equal(bb.encode_image(a), za) and len(calls) == 1
-    bb.encode_image(b)
-    assert len(calls) == 2
-    with torch.no_grad():
-        bb.vae.encoder.conv_in.weight.mul_(1.5)  # the same object, edited in place
-    assert not torch.equal(bb.encode_image(a), za) and len(calls) == 3
-    one = za.numel() * za.element_size()
-    monkeypatch.setattr(bb_mod, "ENCODE_MEMO_BYTES", one)  # room for one batch: the least recent goes
-    bb.encode_image(b)  # b under the edited weights: new; a's entry is the least recent and goes
-    assert len(calls) == 4 and len(bb_mod._ENCODE_MEMO) == 1
-    bb.encode_image(b)
-    assert len(calls) == 4
-    bb.encode_image(a)
-    assert len(calls) == 5
-    monkeypatch.setattr(bb_mod, "ENCODE_MEMO_BYTES", 0)
-    bb.encode_image(a)
-    assert len(calls) == 6
+    for _ in range(2):  # the memo is off unless asked for: the VAE runs each time, nothing is kept
+        bb.encode_image(a)
+    assert len(calls) == 2 and not bb_mod._ENCODE_MEMO
+    calls.clear()
+    with bb_mod.encode_memo():
+        za = bb.encode_image(a)
+        za2 = bb.encode_image(a.clone())
+        assert len(calls) == 1 and torch.equal(za, za2) and za2.data_ptr() != za.data_ptr()
+        za2.add_(1.0)  # the caller owns what it gets: the memo is not changed through it
+        assert torch.equal(bb.encode_image(a), za) and len(calls) == 1
+        bb.encode_image(b)
+        assert len(calls) == 2
+        with torch.no_grad():
+            bb.vae.encoder.conv_in.weight.mul_(1.5)  # the same object, edited in place
+        assert not torch.equal(bb.encode_image(a), za) and len(calls) == 3
+        one = za.numel() * za.element_size()
+        monkeypatch.setattr(bb_mod, "ENCODE_MEMO_BYTES", one)  # room for one batch: the least recent goes
+        bb.encode_image(b)  # b under the edited weights: new; a's entry is the least recent and goes
+        assert len(calls) == 4 and len(bb_mod._ENCODE_MEMO) == 1
+        bb.encode_image(b)
+        assert len(calls) == 4
+        bb.encode_image(a)
+        assert len(calls) == 5
+        monkeypatch.setattr(bb_mod, "ENCODE_MEMO_BYTES", 0)
+        bb.encode_image(a)
+        assert len(calls) == 6

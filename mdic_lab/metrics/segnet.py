@@ -588,11 +588,8 @@ def segnet_is_training(cache_dir=None, seed: int = 0, steps: int | None = None,
                        config: SegNetConfig | None = None) -> bool:
     """True while a process holds the cache entry's training lock (see :func:`load_or_train_segnet`)."""
     lock = _lock_path(segnet_cache_path(_config(seed, steps, config), cache_dir))
-    try:
-        import fcntl
-    except ImportError:
-        return False
-    if not lock.is_file():
+    fcntl = _fcntl()
+    if fcntl is None or not lock.is_file():
         return False
     with open(lock) as fh:
         try:
@@ -601,6 +598,16 @@ def segnet_is_training(cache_dir=None, seed: int = 0, steps: int | None = None,
             return True
         fcntl.flock(fh, fcntl.LOCK_UN)
         return False
+
+
+def _fcntl():
+    """The ``fcntl`` module, or ``None`` where there is none (not POSIX: no training lock at all, so at
+    worst two processes train the same net, and nobody is ever seen training it)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    return fcntl
 
 
 def _lock_path(path: Path) -> Path:
@@ -614,9 +621,8 @@ def _training_lock(path: Path):
     sweep, say) wait for the one training it instead of training it again.  The kernel frees the lock
     when its holder dies, so a killed trainer never blocks the others."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, at worst two processes train the same net
+    fcntl = _fcntl()
+    if fcntl is None:
         yield
         return
     with open(_lock_path(path), "a") as fh:
