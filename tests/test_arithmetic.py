@@ -167,13 +167,26 @@ def test_deterministic_bytes():
 @settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=64).map(lambda b: b[: len(b) // 4 * 4]))
 def test_decoding_garbage_never_crashes(garbage):
-    # range coding has no redundancy: garbage decodes to *some* symbols of the right shape
-    # (the container's CRC is what rejects it); it must never crash or hang
+    # range coding has no redundancy: garbage decodes to *some* symbols of the right shape (the
+    # container's CRC is what rejects it), or reaches a state no symbol covers and raises the one
+    # documented error, BitstreamError (e.g. b"H\xdf\xceB" for the Gaussian); never another
+    # exception, never a hang
     p = np.full((20, 6), 1 / 6)
-    s = decode_categorical(garbage, p)
-    assert s.shape == (20,) and s.min() >= 0 and s.max() < 6
-    g = decode_gaussian_conditional(garbage, np.zeros(20), np.ones(20), bound=3)
-    assert g.shape == (20,) and np.all(np.abs(g) < 2**32)
+    try:
+        s = decode_categorical(garbage, p)
+        assert s.shape == (20,) and s.min() >= 0 and s.max() < 6
+    except BitstreamError as err:  # the documented failure, with a message naming it
+        assert str(err)
+    try:
+        g = decode_gaussian_conditional(garbage, np.zeros(20), np.ones(20), bound=3)
+        assert g.shape == (20,) and np.all(np.abs(g) < 2**32)
+    except BitstreamError as err:
+        assert str(err)
+
+
+def test_decoding_known_invalid_garbage_raises_bitstream_error():
+    with pytest.raises(BitstreamError, match="range decoder failed on gaussian symbols"):
+        decode_gaussian_conditional(b"H\xdf\xceB", np.zeros(20), np.ones(20), bound=3)
 
 
 def test_bpp_coded_versus_estimate():
